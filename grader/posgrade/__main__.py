@@ -1,0 +1,3 @@
+from posgrade.cli import main
+
+main()

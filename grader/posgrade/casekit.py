@@ -1,0 +1,46 @@
+"""Helpers for writing cases: the style every case file (and an instructor's own) follows.
+
+    from posgrade.casekit import points, expect_error, randn
+    from posgrade.compare import assert_close
+
+    @points(2)
+    def test_row_zero(learner, ref):
+        \"\"\"row 0 is [0, 1, 0, 1, ...], not zeros\"\"\"
+        assert_close(learner.sinusoidal_table(4, 6)[0], ref.sinusoidal_table(4, 6)[0], what="row 0")
+"""
+
+import pytest
+import torch
+
+from posgrade.compare import check_tensor, fail
+from posgrade.runner import LearnerError
+
+points = pytest.mark.points
+
+
+def randn(gen, *shape, device="cpu", dtype=torch.float32):
+    """Standard normal values drawn on the CPU from gen, then moved (same values on every device)."""
+    return torch.randn(*shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+
+
+def expect_error(call, error, what):
+    """call() must raise `error` (an exception class name such as "ValueError") in learner code."""
+    try:
+        value = call()
+    except LearnerError as err:
+        if err.kind != "exception":
+            raise  # not implemented, crashed, timed out: that explanation is the one to show
+        if err.exc_type == error:
+            return
+        fail(f"{what} raised {err.exc_type}, expected {error}: {err.summary}")
+    fail(f"{what} returned {type(value).__name__} instead of raising {error}")
+
+
+def tensors(value, n, what):
+    """value must be a tuple/list of n tensors; returns it as a list."""
+    if not isinstance(value, (tuple, list)) or len(value) != n:
+        fail(f"{what} returned {value if not isinstance(value, (tuple, list)) else f'{len(value)} items'}, "
+             f"expected a tuple of {n} tensors")
+    for i, t in enumerate(value):
+        check_tensor(t, f"{what}[{i}]")
+    return list(value)

@@ -1,0 +1,136 @@
+"""Comparing a learner's result with the reference, and saying what differs.
+
+`assert_close` checks, in this order: it is a tensor, its shape, dtype, device, NaN/inf,
+then values; the first check that fails raises CaseFailure with an explanation a learner
+can act on. Tolerances come from TOLERANCES, one table keyed by dtype and device type.
+"""
+
+import torch
+
+# (rtol, atol) for outputs of magnitude about 1, keyed by (dtype, device type).
+# float32 CPU: torch.testing's defaults. CUDA runs with TF32 off (the grader sets that in
+# both processes), so CUDA float32 only differs from the CPU by its sin/exp/reduction order.
+# Half precision: the learner may round at other steps than the reference (computing x + pe
+# in float32 then casting, say), which moves a result by up to an ulp of the operands
+# (2^-8 for bfloat16, 2^-11 for float16) even where the result itself is small.
+TOLERANCES = {
+    (torch.float64, "cpu"): (1e-7, 1e-9),
+    (torch.float64, "cuda"): (1e-7, 1e-9),
+    (torch.float32, "cpu"): (1.3e-6, 1e-5),
+    (torch.float32, "cuda"): (1e-5, 1e-5),
+    (torch.bfloat16, "cpu"): (1.6e-2, 1e-2),
+    (torch.bfloat16, "cuda"): (1.6e-2, 1e-2),
+    (torch.float16, "cpu"): (1e-3, 1e-3),
+    (torch.float16, "cuda"): (1e-3, 1e-3),
+}
+
+
+class CaseFailure(AssertionError):
+    """A case failed for a reason the message explains; the report shows only the message."""
+
+
+def tolerance(dtype, device_type):
+    return TOLERANCES.get((dtype, device_type), TOLERANCES[(torch.float32, "cpu")])
+
+
+def fail(message):
+    raise CaseFailure(message)
+
+
+def _fmt(v):
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    return f"{v: .6g}"
+
+
+def _index(flat_idx, shape):
+    idx = []
+    for s in reversed(shape):
+        idx.append(flat_idx % s)
+        flat_idx //= s
+    return "[" + ", ".join(str(i) for i in reversed(idx)) + "]"
+
+
+def check_tensor(got, what):
+    if not isinstance(got, torch.Tensor):
+        fail(f"{what} returned {_describe(got)}, expected a torch.Tensor")
+
+
+def _describe(obj):
+    if obj is None:
+        return "None (is a `return` missing?)"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return str(obj) if hasattr(obj, "repr") else f"a {type(obj).__name__}"
+
+
+def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=0.0, check_dtype=True):
+    """Raise CaseFailure unless got matches want (a reference tensor) within tolerance.
+
+    atol_extra widens atol, e.g. by 1e-7 * max_position where float32 angles lose precision.
+    """
+    check_tensor(got, what)
+    if got.shape != want.shape:
+        msg = f"{what} has shape {list(got.shape)}, expected {list(want.shape)}"
+        if got.dim() == want.dim() >= 2 and list(got.shape) == list(want.shape)[::-1]:
+            msg += " (the transpose of the expected shape)"
+        fail(msg)
+    if check_dtype and got.dtype != want.dtype:
+        fail(f"{what} has dtype {got.dtype}, expected {want.dtype}")
+    if got.device.type != want.device.type:
+        fail(f"{what} is on {got.device}, expected it on {want.device}: create tensors on the "
+             f"input's device (x.device), not a fixed one")
+    if got.numel() == 0:
+        return
+    if got.dtype == torch.bool or not (got.is_floating_point() or got.is_complex()):
+        bad = got.cpu() != want.cpu()
+        if bad.any():
+            _fail_values(got, want, bad, what, "values differ")
+        return
+    g, w = got.detach().cpu().to(torch.complex128 if got.is_complex() else torch.float64), \
+        want.detach().cpu().to(torch.complex128 if want.is_complex() else torch.float64)
+    g_nonfinite = ~torch.isfinite(g)
+    w_nonfinite = ~torch.isfinite(w)
+    if (g_nonfinite & ~w_nonfinite).any():
+        nan = int(torch.isnan(g).sum())
+        inf = int(torch.isinf(g).sum())
+        first = _index(int(torch.nonzero((g_nonfinite & ~w_nonfinite).flatten())[0]), g.shape)
+        fail(f"{what} contains {nan} NaN and {inf} inf values (first at {first}) where the expected "
+             f"values are finite")
+    base_rtol, base_atol = tolerance(want.dtype, want.device.type)
+    rtol = base_rtol if rtol is None else rtol
+    atol = (base_atol if atol is None else atol) + atol_extra
+    err = (g - w).abs()
+    err = torch.where(g_nonfinite & w_nonfinite & (g == w), torch.zeros_like(err), err)
+    bad = err > atol + rtol * w.abs()
+    if bad.any():
+        _fail_values(g, w, bad, what, f"values differ (rtol {rtol:.2g}, atol {atol:.2g})", err)
+
+
+def _fail_values(got, want, bad, what, headline, err=None):
+    shape = list(got.shape)
+    n_bad, n = int(bad.sum()), bad.numel()
+    lines = [f"{what}: {headline}; {n_bad} of {n} elements ({100 * n_bad / n:.0f}%) are off"]
+    flat_g, flat_w = got.flatten(), want.flatten()
+    if err is not None:
+        worst = int(torch.argmax(torch.nan_to_num(err.flatten(), nan=float("inf"))))
+        lines.append(f"max abs error {float(err.flatten()[worst]):.3g} at {_index(worst, shape)}")
+        picks = [worst]
+    else:
+        picks = []
+    for i in torch.nonzero(bad.flatten()).flatten()[:3].tolist():
+        if i not in picks:
+            picks.append(i)
+    lines.append("  index              yours       expected")
+    for i in sorted(picks):
+        gi, wi = flat_g[i].item(), flat_w[i].item()
+        lines.append(f"  {_index(i, shape):<16} {_fmt(gi):>10}  {_fmt(wi):>12}")
+    fail("\n".join(lines))
+
+
+def assert_equal(got, want, what):
+    """Plain values (ints, tuples, strings) must be equal."""
+    if got != want:
+        fail(f"{what} is {got!r}, expected {want!r}")
