@@ -40,7 +40,8 @@ def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_d
         if not isinstance(out, torch.Tensor) or not out.requires_grad:
             raise RuntimeError("the output is not connected to the autograd graph, so no gradient "
                                "can flow back (was it built with .detach(), .data or numpy?)")
-        out.backward(grad_output.to(out.device, out.dtype))
+        # a scalar backward: out.backward(g) with a tensor g pulls in sympy (~0.4 s) on first use
+        (out * grad_output.to(out.device, out.dtype)).sum().backward()
         result["param_grads"] = {n: p.grad for n, p in m.named_parameters()}
         result["input_grads"] = [x.grad if isinstance(x, torch.Tensor) else None for x in xs]
     if return_state:

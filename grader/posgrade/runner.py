@@ -31,7 +31,7 @@ class Limits:
     seconds: float = 10.0  # wall time of one call
     memory_mb: int = 4096  # resident memory of the worker above its idle size
     file_mb: int = 64  # largest file (or redirected output) the worker may write
-    timeouts_per_exercise: int = 2  # after this many time-outs, later calls fail at once
+    stops_per_exercise: int = 2  # after this many time-outs or crashes, later calls fail at once
 
 
 class LearnerError(Exception):
@@ -139,7 +139,12 @@ class Worker:
 
     # -- messages -------------------------------------------------------------------------
     def _died(self, what):
-        code = self.proc.poll() if self.proc else None
+        code = None
+        if self.proc is not None:
+            try:  # the pipe closes a moment before the process is reaped
+                code = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         crash = self._crash_text()
         self.stop()
         if code is not None and code < 0:
@@ -149,7 +154,7 @@ class Worker:
             summary = f"your code ended the worker process (exit code {code}) {what}"
         else:
             summary = f"the worker running your code stopped answering {what}"
-        if code is not None and code != 0 and "Segmentation fault" in crash:
+        if code != 0 and "Segmentation fault" in crash:
             summary = f"your code crashed the worker (segmentation fault) {what}"
         return LearnerError("crash", summary, crash)
 
@@ -256,7 +261,8 @@ class Learner:
         self._worker = worker
         self._exercise = exercise
         self._import_error = None
-        self._timeouts = 0
+        self._stops = []  # LearnerErrors that stopped the worker (time-outs, crashes)
+        self._imported_by = None  # the worker start count in which the module was imported
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -277,16 +283,18 @@ class Learner:
 
         if self._import_error is not None:
             raise self._import_error
-        if self._timeouts >= self._worker.limits.timeouts_per_exercise:
-            raise LearnerError("timeout", f"not run: your {self._exercise}.py timed out "
-                               f"{self._timeouts} times already")
+        if len(self._stops) >= self._worker.limits.stops_per_exercise:
+            last = self._stops[-1]
+            raise LearnerError(last.kind, f"not run: your {self._exercise}.py already stopped the worker "
+                               f"{len(self._stops)} times (last: {last.summary})")
+        self._import()
         msg["args"] = wire.encode(msg.get("args", []))
         msg["kwargs"] = wire.encode(msg.get("kwargs", {}))
         try:
             reply = self._worker.request(msg, what)
         except LearnerError as err:
-            if err.kind == "timeout":
-                self._timeouts += 1
+            if err.kind in ("timeout", "crash", "memory"):
+                self._stops.append(err)
             raise
         if reply.get("ok"):
             mutated = reply.get("mutated") or []
@@ -296,6 +304,21 @@ class Learner:
                                    f"({names}) in place; return a new tensor instead")
             return wire.decode(reply.get("value"))
         raise self._error(reply, what)
+
+    def _import(self):
+        """Import the learner's file once per worker process, so that a file that hangs or ends
+        the process while importing is named as such, once, instead of failing every call."""
+        if self._imported_by == self._worker.started and self._worker.proc is not None:
+            return
+        try:
+            reply = self._worker.request({"op": "import", "module": self._exercise}, "while importing it")
+        except LearnerError as err:
+            self._import_error = LearnerError("import", f"your {self._exercise}.py could not be imported: "
+                                              f"{err.summary}", err.detail, err.output)
+            raise self._import_error from None
+        if not reply.get("ok"):
+            raise self._error(reply, "while importing it")
+        self._imported_by = self._worker.started
 
     def _error(self, reply, what):
         err = reply.get("error", {})
@@ -310,6 +333,9 @@ class Learner:
                 e.summary = f"no {self._exercise}.py in the workspace (run `posgrade reset {self._exercise}`)"
                 self._import_error = e
             return e
+        if etype == "SystemExit":
+            return LearnerError("exception", f"your code called sys.exit({message}) {what}; return a value or "
+                                "raise an exception instead", err.get("traceback", ""), output, etype)
         if etype == "NotImplementedError":
             return LearnerError("not-implemented", f"not implemented yet: {what.removeprefix('in ')} still "
                                 "raises NotImplementedError", "", output)

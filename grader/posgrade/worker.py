@@ -167,7 +167,9 @@ def serve(fd_in, fd_out, workspace, limits):
             where = "call"
             args = wire.decode(request.get("args", []))
             kwargs = wire.decode(request.get("kwargs", {}))
-            if request["op"] == "call":
+            if request["op"] == "import":
+                reply["value"] = None
+            elif request["op"] == "call":
                 named = list(enumerate(args)) + list(kwargs.items())
                 before = {k: (a.detach().clone(), a) for k, a in named if isinstance(a, torch.Tensor)}
                 value = getattr(module, request["attr"])(*args, **kwargs)

@@ -9,14 +9,16 @@ import pytest
 import torch
 
 from posgrade.casekit import expect_error, points, randn
-from posgrade.compare import assert_close, fail
+from posgrade.compare import assert_close, check_tensor, fail
 
 EXERCISE = "sinusoidal"
 POS_ATOL = 1e-7  # per position
 
 
 def table(impl, max_len, d_model, **kw):
-    return impl.sinusoidal_table(max_len, d_model, **kw)
+    out = impl.sinusoidal_table(max_len, d_model, **kw)
+    check_tensor(out, f"sinusoidal_table({max_len}, {d_model})")
+    return out
 
 
 @points(2)

@@ -1,0 +1,44 @@
+"""Shared helpers for posgrade's own tests: build workspaces from real files and grade them."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from posgrade import catalog, runner, state
+
+ROOT = Path(__file__).resolve().parent.parent
+WRONG = ROOT / "tests" / "wrong"
+HOSTILE = ROOT / "tests" / "hostile"
+
+
+def make_workspace(path, files=None, base="solutions"):
+    """A workspace at path: every catalog exercise from `base` (solutions or exercises),
+    then `files` ({exercise name: source file or text}) on top."""
+    path.mkdir(parents=True, exist_ok=True)
+    for ex in catalog.EXERCISES:
+        shutil.copyfile(state.kit_dir(base) / ex.file, path / ex.file)
+    for name, src in (files or {}).items():
+        text = src.read_text() if isinstance(src, Path) else src
+        (path / f"{name}.py").write_text(text)
+    return path
+
+
+def grade(workspace, exercises, seed=0, device="auto", **limits):
+    """Grade in this process (nested pytest), the way the CLI does."""
+    request = runner.GradeRequest(str(workspace), list(exercises), seed, device)
+    worker = runner.start_worker(workspace, runner.Limits(**limits), device=device)
+    try:
+        return runner.grade(request, worker)
+    finally:
+        worker.close()
+
+
+def snapshot(folder):
+    """Every file under folder with its bytes, to prove grading changed nothing."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    return make_workspace(tmp_path / "ws")

@@ -1,0 +1,3 @@
+"""Hostile: loops forever while being imported."""
+while True:
+    pass

@@ -1,0 +1,2 @@
+"""Hostile: raises while being imported."""
+raise RuntimeError("boom at import")

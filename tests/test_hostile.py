@@ -1,0 +1,62 @@
+"""Learner code that hangs, exits, crashes or does not import ends as failed, explained
+cases, within the time limits, with the grader finishing and no workspace file changed."""
+
+import time
+
+import pytest
+from conftest import HOSTILE, grade, make_workspace, snapshot
+
+# (file, the failure kind every graded case must show, words the explanation must contain)
+HOSTILE_FILES = [
+    ("loop_at_import", "import", "took longer than"),
+    ("loop_in_call", "timeout", "took longer than"),
+    ("exit_at_import", "import", "exit code 0"),
+    ("exit_in_call", "exception", "called sys.exit(0) in sinusoidal_table()"),
+    ("raise_at_import", "import", "could not be imported: RuntimeError: boom at import"),
+    ("syntax_error", "import", "SyntaxError"),
+    ("segfault", "crash", "segmentation fault"),
+    ("wrong_types", None, None),
+]
+
+
+@pytest.mark.parametrize("stem,kind,words", HOSTILE_FILES)
+def test_hostile_learner_code_fails_cleanly(tmp_path, stem, kind, words):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / f"{stem}.py"})
+    before = snapshot(ws)
+    t0 = time.monotonic()
+    result = grade(ws, ["sinusoidal"], seed=3, seconds=2.0)
+    elapsed = time.monotonic() - t0
+    (ex,) = result.exercises
+    graded = [c for c in ex.cases if c.status != "skipped"]
+    assert graded and all(c.status == "failed" for c in graded), stem
+    assert ex.score == 0
+    assert all(c.kind != "internal" for c in graded), {c.id: c.message for c in graded if c.kind == "internal"}
+    if kind:
+        first = graded[0]
+        assert first.kind == kind and words in first.message, (first.kind, first.message)
+    # two time-outs or crashes at most per exercise (Limits.stops_per_exercise), then calls fail at once
+    assert elapsed < 30, f"{stem} took {elapsed:.1f} s"
+    assert snapshot(ws) == before
+
+
+def test_non_tensor_result_is_explained(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "wrong_types.py"})
+    result = grade(ws, ["sinusoidal"], seed=3, seconds=5.0)
+    table_cases = [c for c in result.exercises[0].cases if c.name == "test_table_values"]
+    assert table_cases and all("returned a numpy.ndarray (shape (2, 3)" in c.message and "expected a torch.Tensor" in c.message
+                               for c in table_cases), [c.message for c in table_cases]
+
+
+def test_import_error_is_reported_once_per_case_not_retried(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "raise_at_import.py"})
+    result = grade(ws, ["sinusoidal"], seed=3)
+    messages = {c.message.splitlines()[0] for c in result.exercises[0].failures}
+    assert messages == {"your sinusoidal.py could not be imported: RuntimeError: boom at import"}
+
+
+def test_os_exit_in_a_module_is_a_crash(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "exit_in_call.py"})
+    result = grade(ws, ["sinusoidal"], seed=3)
+    module_cases = [c for c in result.exercises[0].failures if c.name == "test_module_has_no_parameters"]
+    assert module_cases and module_cases[0].kind == "crash"
+    assert "exit code 3" in module_cases[0].message
