@@ -104,3 +104,11 @@ def test_every_case_has_points_and_a_title(name):
         assert ast.get_docstring(case), f"{case.name} needs a one-line title"
         marks = [ast.unparse(d) for d in case.decorator_list]
         assert any(m.startswith("points(") for m in marks), f"{case.name} has no @points(n)"
+
+
+def test_readme_lists_every_exercise_with_its_points():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for i, ex in enumerate(catalog.EXERCISES):
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {i} | `{ex.name}` |")), None)
+        assert row, f"README's exercise table has no row for {i} {ex.name}"
+        assert row.rstrip().endswith(f"| {ex.points} |"), row
