@@ -16,6 +16,8 @@ HOSTILE_FILES = [
     ("syntax_error", "import", "SyntaxError"),
     ("segfault", "crash", "segmentation fault"),
     ("wrong_types", None, None),
+    ("memory_hog", "memory", "ran out of memory"),
+    ("floods_output", "exception", "more characters not shown"),
 ]
 
 
@@ -60,3 +62,37 @@ def test_os_exit_in_a_module_is_a_crash(tmp_path):
     module_cases = [c for c in result.exercises[0].failures if c.name == "test_module_has_no_parameters"]
     assert module_cases and module_cases[0].kind == "crash"
     assert "exit code 3" in module_cases[0].message
+
+
+def test_memory_limit_stops_gradual_growth(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "memory_hog.py"})
+    result = grade(ws, ["sinusoidal"], seed=3, memory_mb=1024)
+    module_cases = [c for c in result.exercises[0].failures if c.name == "test_module_has_no_parameters"]
+    assert module_cases and module_cases[0].kind == "memory", module_cases[0].message
+    assert "1024 MB" in module_cases[0].message
+
+
+def test_output_flood_is_capped(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "floods_output.py"})
+    result = grade(ws, ["sinusoidal"], seed=3, file_mb=8)
+    first = result.exercises[0].failures[0]
+    assert "RuntimeError" in first.message and len(first.message) < 10000
+    module_case = next(c for c in result.exercises[0].failures if c.name == "test_module_has_no_parameters")
+    assert module_case.kind in ("exception", "crash") and "File too large" in module_case.message
+
+
+def test_rss_watchdog_stops_growth_without_an_address_space_limit(tmp_path):
+    """On CUDA machines the worker has no RLIMIT_AS; the grader's RSS watchdog must act alone."""
+    from posgrade import runner
+
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "memory_hog.py"})
+    worker = runner.Worker(ws, runner.Limits(memory_mb=768, seconds=60), cuda=True)
+    try:
+        learner = runner.Learner(worker, "sinusoidal")
+        t0 = time.monotonic()
+        with pytest.raises(runner.LearnerError) as info:
+            learner.probe("module", cls="SinusoidalPositionalEncoding")
+        assert info.value.kind == "memory" and "768 MB" in info.value.summary
+        assert time.monotonic() - t0 < 30
+    finally:
+        worker.close()

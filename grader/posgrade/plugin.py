@@ -15,7 +15,6 @@ reports. run_cases() runs pytest in this process with this plugin and returns a 
 import datetime
 import os
 import platform
-import sys
 import time
 import zlib
 from contextlib import contextmanager

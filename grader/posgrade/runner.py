@@ -245,8 +245,13 @@ class Worker:
 
 
 def start_worker(workspace, limits=None, device="auto"):
-    """Start the worker now, before torch is imported here, so the two imports overlap."""
-    return Worker(workspace, limits, cuda=device != "cpu")
+    """Start the worker now, before torch is imported here, so the two imports overlap.
+
+    Without an NVIDIA device node (checked without importing torch) the worker also gets an
+    address-space limit; with CUDA that limit would break CUDA's large virtual reservations.
+    """
+    cuda = device != "cpu" and os.path.exists("/dev/nvidiactl")
+    return Worker(workspace, limits, cuda=cuda)
 
 
 class Learner:
@@ -336,6 +341,9 @@ class Learner:
         if etype == "SystemExit":
             return LearnerError("exception", f"your code called sys.exit({message}) {what}; return a value or "
                                 "raise an exception instead", err.get("traceback", ""), output, etype)
+        if etype == "MemoryError" or "can't allocate memory" in message:
+            return LearnerError("memory", f"your code ran out of memory {what} (the limit is "
+                                f"{self._worker.limits.memory_mb} MB): {message[:200]}", "", output, etype)
         if etype == "NotImplementedError":
             return LearnerError("not-implemented", f"not implemented yet: {what.removeprefix('in ')} still "
                                 "raises NotImplementedError", "", output)
