@@ -18,6 +18,8 @@ HOSTILE_FILES = [
     ("wrong_types", None, None),
     ("memory_hog", "memory", "ran out of memory"),
     ("floods_output", "exception", "more characters not shown"),
+    ("imports_solution", "import", "learner code may not import posgrade"),
+    ("writes_workspace", "exception", "vandalised"),
 ]
 
 
@@ -96,3 +98,15 @@ def test_rss_watchdog_stops_growth_without_an_address_space_limit(tmp_path):
         assert time.monotonic() - t0 < 30
     finally:
         worker.close()
+
+
+def test_patching_torch_or_pytest_in_learner_code_changes_no_verdict(tmp_path):
+    """The worker's torch is not the grader's: patched comparisons only fool the worker."""
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "patches_torch.py"})
+    result = grade(ws, ["sinusoidal"], seed=3)
+    by_name = {}
+    for c in result.exercises[0].cases:
+        by_name.setdefault(c.name, []).append(c.status)
+    for name in ("test_table_values", "test_row_zero", "test_even_columns_sin", "test_forward_values"):
+        assert set(by_name[name]) <= {"failed", "skipped"} and "failed" in by_name[name], (name, by_name[name])
+    assert result.exercises[0].score < 3

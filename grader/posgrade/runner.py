@@ -10,6 +10,7 @@ Nothing learner code does can reach the objects that decide verdicts.
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,29 +69,46 @@ class Worker:
         self.proc = None
         self._ready = False
         self._stderr = None
+        self._copy = None
         self.started = 0  # how many processes this handle has started
         self.start()
 
     # -- process management -------------------------------------------------------------
+    def _private_copy(self):
+        """A fresh copy of the workspace's .py files for the worker: learner code never learns
+        where the workspace is, so it cannot write there (the grader only reads the workspace)."""
+        if self._copy is not None:
+            self._copy.cleanup()
+        self._copy = tempfile.TemporaryDirectory(prefix="posgrade-")
+        code = Path(self._copy.name) / "workspace"
+        run = Path(self._copy.name) / "run"
+        code.mkdir()
+        run.mkdir()
+        for src in Path(self.workspace).glob("*.py"):
+            shutil.copyfile(src, code / src.name)
+        return code, run
+
     def start(self):
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         self._stderr = tempfile.TemporaryFile()
+        code, run = self._private_copy()
         limits = {"file_bytes": self.limits.file_mb << 20}
         if not self.cuda:
             limits["address_space_bytes"] = self.limits.memory_mb << 20
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("POSGRADE_", "PYTEST_"))}
+        env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
         env.pop("PYTHONSTARTUP", None)
         if not self.cuda:
             env["CUDA_VISIBLE_DEVICES"] = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "posgrade.worker", str(to_worker_r), str(from_worker_w),
-             self.workspace, json.dumps(limits)],
+             str(code), json.dumps(limits)],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,
             stderr=self._stderr,
-            cwd=tempfile.gettempdir(),  # relative paths in learner code never land in the workspace
+            cwd=run,  # relative paths in learner code land in a scratch folder
             env=env,
             start_new_session=True,  # its own process group: a kill takes its children too
         )
@@ -116,7 +134,11 @@ class Worker:
                 pass
         self.proc = None
 
-    close = stop
+    def close(self):
+        self.stop()
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
 
     def _crash_text(self):
         """The tail of what the worker wrote to stderr (a faulthandler dump after a segfault)."""

@@ -95,6 +95,17 @@ def _vm_size():
         return 0
 
 
+class _NoReference:
+    """A meta-path finder that refuses posgrade's own modules to learner code: the reference
+    solutions stay out of reach of `import`, and the grader's modules too (they do not decide
+    anything here, but a learner file has no reason to load them)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "posgrade" or name.startswith("posgrade."):
+            raise ImportError(f"learner code may not import {name}: write your own implementation")
+        return None
+
+
 def _workspace_package(workspace):
     pkg = types.ModuleType(PACKAGE)
     pkg.__path__ = [workspace]
@@ -145,6 +156,10 @@ def serve(fd_in, fd_out, workspace, limits):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     _workspace_package(workspace)
+    for name in [m for m in sys.modules if m == "posgrade" or m.startswith("posgrade.")]:
+        if name not in ("posgrade.wire", "posgrade.probes"):
+            del sys.modules[name]  # what this worker needed is bound already
+    sys.meta_path.insert(0, _NoReference())
     _set_limits(limits)
     _write_all(fd_out, wire.dumps({"ready": True, "pid": os.getpid()}))
 
