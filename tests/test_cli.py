@@ -172,3 +172,20 @@ def test_kit_folders_are_never_written(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     after = {k: v for k, v in snapshot(state.kit_dir("solutions")).items() if "__pycache__" not in str(k)}
     assert after == {k: v for k, v in before.items() if "__pycache__" not in str(k)}
+
+
+def test_missing_exercise_file_says_how_to_add_it(tmp_path):
+    ws = make_workspace(tmp_path / "ws", base="exercises")
+    (ws / "learned.py").unlink()
+    r = run("check", "learned", "-w", str(ws))
+    assert r.exit_code == 2 and "has no learned.py" in r.output and "posgrade init" in r.output
+    assert run("init", str(ws)).exit_code == 0 and (ws / "learned.py").read_text() == stub("learned")
+
+
+def test_cuda_without_a_gpu_is_a_usage_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device; the error only exists without one")
+    p = posgrade("check", "batches", "--device", "cuda", "--workspace", "solutions")
+    assert p.returncode == 2 and "needs a CUDA device" in p.stderr, p.stdout + p.stderr

@@ -128,6 +128,11 @@ def check(names, all_, device, seed, json_path, timeout, verbose, workspace):
     elif not names:
         todo = [n for n in catalog.names() if not progress.of(n)["passed"]]
         names = todo[:1] or catalog.names()
+    missing = [catalog.get(n).file for n in names if not (ws / catalog.get(n).file).exists()]
+    if missing:
+        made_by = progress.data.get("kit_version", "an older posgrade")
+        raise UsageFailure(f"{ws} has no {', '.join(missing)} (the workspace was made by posgrade {made_by}); "
+                           f"`posgrade init {ws}` adds the missing stubs and keeps your files")
     if json_path:
         _check_writable(json_path, "--json")
     if seed is None:
