@@ -156,20 +156,17 @@ def relative_attention(q, k, v, rel_k, rel_v=None, mask=None):
         raise ValueError(f"rel_k must be [Lq, Lk, d] = {[len_q, len_k, d]}, got {list(rel_k.shape)}")
     if rel_v is not None and tuple(rel_v.shape) != (len_q, len_k, d_v):
         raise ValueError(f"rel_v must be [Lq, Lk, dv] = {[len_q, len_k, d_v]}, got {list(rel_v.shape)}")
-    logits_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (len_q, len_k)
-    if mask is not None:
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor (True = may attend), got {mask.dtype}")
-        try:
-            ok = torch.broadcast_shapes(mask.shape, logits_shape) == logits_shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"mask {list(mask.shape)} does not broadcast to the logits {list(logits_shape)}")
+    if mask is not None and mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = may attend), got {mask.dtype}")
 
     # e_ij = q_i·k_j + q_i·aK_ij. The einsum contracts d for each query row against that row's
     # [Lk, d] slice of rel_k, so no [B, H, Lq, Lk, d] tensor is ever built.
     logits = q @ k.transpose(-2, -1)  # [B, H, Lq, Lk]
+    # the mask must broadcast to the logits without growing them (checked by hand: the first
+    # torch.broadcast_shapes call imports sympy, ~0.4 s)
+    if mask is not None and (mask.dim() > logits.dim() or any(
+            m not in (1, n) for m, n in zip(reversed(mask.shape), reversed(logits.shape)))):
+        raise ValueError(f"mask {list(mask.shape)} does not broadcast to the logits {list(logits.shape)}")
     logits = logits + torch.einsum("...qd,qkd->...qk", q, rel_k)  # [B, H, Lq, Lk]
     logits = logits / math.sqrt(d)  # both terms, as tensor2tensor's pre-scaled q gives
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # softmax in >= float32

@@ -62,6 +62,55 @@ EXERCISES = (
             "No padding_idx: position 0 is a real position and needs gradients.",
         ),
     ),
+    Exercise(
+        "relative",
+        "Relative positions: Shaw et al. and T5 buckets",
+        15,
+        (
+            "The distance is key minus query, j - q_pos(i): positive when the key is to the right.",
+            "With Lq < Lk the queries are the last Lq positions: q_pos(i) = len_k - len_q + i.",
+            "Clip to [-max_distance, max_distance], then add max_distance: the table has 2K+1 rows.",
+            "Scale the whole logit, (q.k + q.rel_k) / sqrt(d), and add the value term weights @ rel_v.",
+            "T5 halves num_buckets when bidirectional, and keys after the query use the upper half.",
+        ),
+    ),
+    Exercise(
+        "rope",
+        "Rotary position embedding (RoPE)",
+        15,
+        (
+            "theta_i = base^(-2i/d) for the pair index i = 0 .. d/2 - 1; the angle is position * theta_i.",
+            "interleaved=True pairs (x[2i], x[2i+1]); interleaved=False pairs (x[i], x[i + d/2]).",
+            "Rotate a pair (a, b) to (a cos - b sin, a sin + b cos); the other sign rotates backwards.",
+            "Use the positions you are given (a KV cache starts at past_length), compute the angles in "
+            "float32, and cast the result back to x's dtype.",
+        ),
+    ),
+    Exercise(
+        "attention",
+        "Attention with pluggable positions",
+        20,
+        (
+            "Scale the logits by 1/sqrt(d) with d the head width (q.shape[-1]), not d_model.",
+            "Mask before the softmax (masked_fill with -inf), softmax over the keys (dim=-1), then "
+            "zero the rows that had no allowed key so they give zeros, not NaN.",
+            "The causal mask is bottom-right aligned: query i sits at len_k - len_q + i.",
+            "Split heads with view(B, L, H, d).transpose(1, 2) and merge with the exact inverse.",
+            "Dropout only in training: pass dropout_p = self.dropout if self.training else 0.0.",
+        ),
+    ),
+    Exercise(
+        "alibi",
+        "ALiBi: attention with linear biases",
+        5,
+        (
+            "For a power of two n, the slopes are 2^(-8h/n) for h = 1 .. n.",
+            "Otherwise take the slopes of the nearest lower power of two c, then every other slope "
+            "of the 2c sequence ([0::2]) for the n - c heads left.",
+            "The bias is -slope * |q_pos(i) - j| with q_pos(i) = len_k - len_q + i: distant keys cost more.",
+        ),
+        bonus=True,
+    ),
 )
 
 _BY_NAME = {e.name: e for e in EXERCISES}

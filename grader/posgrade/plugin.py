@@ -188,8 +188,13 @@ def run_cases(request, worker):
     ]
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
-    with _clean_pytest_env():
-        code = pytest.main(args, plugins=[plugin])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see worker.serve: the two processes take turns on the cores
+    try:
+        with _clean_pytest_env():
+            code = pytest.main(args, plugins=[plugin])
+    finally:
+        torch.set_num_threads(threads)
     if plugin.collect_errors or code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         raise RuntimeError("the grader's cases could not run:\n" + "\n".join(plugin.collect_errors or [str(code)]))
     result = RunResult(

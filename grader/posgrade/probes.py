@@ -3,7 +3,15 @@
 The worker runs a probe on the learner's module and the grader runs the same probe on the
 reference in its own process, so the two results are produced the same way and compared
 in the grader. A probe returns plain data: tensors, numbers, dicts and lists.
+
+    module         build a module, load weights, one forward (and backward): outputs, grads, facts
+    module_calls   build a module, load weights, several forwards in a row (prefixes of a
+                   sequence, repeated calls in training mode): their outputs
+    torch_ops      run functions and module forwards under a torch function mode, and report
+                   which of torch's own operations they reached (by name)
 """
+
+from contextlib import ExitStack
 
 import torch
 
@@ -63,7 +71,158 @@ def describe(m):
     }
 
 
-PROBES = {"module": module}
+def module_calls(mod, cls, args=(), kwargs=None, *, device="cpu", dtype=None, init_seed=0,
+                 state_dict=None, calls=(), train=False):
+    """Build mod.<cls>(*args, **kwargs), load weights, then run forward once per call, in order.
+
+    Each call is a dict {"inputs": (...), "forward_kwargs": {...}, "train": bool (default
+    `train`)}; tensors in inputs and forward_kwargs are copied to device (floating ones also to
+    dtype, bool masks keep theirs), and forward must not modify its inputs in place (as in
+    `module`). The module keeps its state between calls, as in a loop, so repeated calls in
+    training mode draw fresh dropout. Returns {"facts": ..., "outputs": [one output per
+    call]}, computed without autograd.
+    """
+    torch.manual_seed(init_seed)
+    m = getattr(mod, cls)(*args, **(kwargs or {}))
+    if not isinstance(m, torch.nn.Module):
+        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
+    facts = describe(m)
+    m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
+    if state_dict is not None:
+        m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
+
+    def move(v):  # a copy of its own: the calls' inputs may be views of one tensor
+        if not isinstance(v, torch.Tensor):
+            return v
+        if dtype is not None and v.is_floating_point():
+            return v.detach().to(device=device, dtype=dtype, copy=True)
+        return v.detach().to(device, copy=True)
+
+    outputs = []
+    with torch.no_grad():
+        for call in calls:
+            m.train(call.get("train", train))
+            xs = [move(x) for x in call.get("inputs", ())]
+            kw = {k: move(v) for k, v in (call.get("forward_kwargs") or {}).items()}
+            before = [x.clone() if isinstance(x, torch.Tensor) else None for x in xs]
+            outputs.append(m(*xs, **kw))
+            for i, (x, b) in enumerate(zip(xs, before)):
+                if b is not None and not torch.equal(x, b):
+                    raise RuntimeError(f"forward modified its input (argument {i + 1}) in place; "
+                                       "return a new tensor instead (x + pe, not x += pe)")
+    return {"facts": facts, "outputs": outputs}
+
+
+# torch's own attention, as parts of names (matched without "_", spaces or case): functional
+# SDPA and its aten kernels and autograd nodes, nn.MultiheadAttention, its functional forward
+# and its fast path (aten::_native_multi_head_attention), flex attention
+TORCH_ATTENTION = ("scaled_dot_product", "multi_head_attention", "flex_attention")
+
+
+def torch_ops(mod, *, steps, patterns=TORCH_ATTENTION, device="cpu", cls=None):
+    """Run steps from mod and name the torch operations they reached whose names contain a pattern.
+
+    A step is {"call": fname, "args": [...], "kwargs": {...}} (a function of mod), or
+    {"module": cls, "args": [...], "kwargs": {...}, "inputs": [...], "forward_kwargs": {...},
+    "train": bool} (build mod.<cls> and run one forward). Tensors are moved to device.
+    `cls` is not used here: Learner.probe names it in its messages as the code under test.
+    Three nets catch an operation, whatever name the code imported it under:
+      * a torch function mode sees every call into torch's Python API, torch.ops.aten.* too;
+      * the autograd graph of the results names the kernels that ran (floating tensor
+        arguments of a call are made to require grad, so that the graph exists);
+      * for modules, the torch.nn submodules the built module holds, and a patched forward
+        of each torch.nn class whose name matches (nn.MultiheadAttention).
+    (A TorchDispatchMode would see the aten kernels too, but entering one imports
+    torch._dynamo, about a second.) Returns {"found": {name: label of the first step that
+    reached it}, "steps": [labels]}: plain data, the verdict is the grader's.
+    """
+    from torch.overrides import TorchFunctionMode
+
+    found, labels = {}, []
+    current = [""]
+
+    def squash(text):  # "multi_head_attention", "MultiheadAttention" and "MultiHeadAttention" alike
+        return text.replace("_", "").replace(" ", "").lower()
+
+    wanted = [squash(p) for p in patterns]
+
+    def note(name):
+        if any(p in squash(name) for p in wanted):
+            found.setdefault(name, current[0])
+
+    class Functions(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            module_name = (getattr(func, "__module__", None) or "torch").replace("torch._ops.", "torch.ops.")
+            note(f"{module_name}.{getattr(func, '__name__', None) or func}")
+            return func(*args, **(kwargs or {}))
+
+    def walk_graph(value, depth=0):
+        if isinstance(value, (tuple, list)) and depth < 3:
+            for v in value:
+                walk_graph(v, depth + 1)
+        if not isinstance(value, torch.Tensor) or value.grad_fn is None:
+            return
+        seen, stack = set(), [value.grad_fn]
+        while stack and len(seen) < 10000:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            note(f"autograd node {type(node).__name__}")
+            stack.extend(f for f, _ in node.next_functions)
+
+    def watched(cls_):
+        original = cls_.forward
+
+        def forward(self, *a, **kw):
+            note(f"torch.nn.{cls_.__name__}.forward")
+            return original(self, *a, **kw)
+        return original, forward
+
+    nn_classes = [c for c in vars(torch.nn).values()
+                  if isinstance(c, type) and issubclass(c, torch.nn.Module)
+                  and any(p in squash(c.__name__) for p in wanted)]
+
+    def move(v, grad=False):
+        if not isinstance(v, torch.Tensor):
+            return v
+        v = v.detach().to(device)
+        # a non-leaf that requires grad: the results get a graph, and in-place code still runs
+        return v.requires_grad_(True) * 1 if grad and v.is_floating_point() else v
+
+    with ExitStack() as stack:
+        for c in nn_classes:
+            original, forward = watched(c)
+            c.forward = forward
+            stack.callback(setattr, c, "forward", original)
+        for step in steps:
+            if "call" in step:
+                current[0] = f"{step['call']}(...)"
+                labels.append(current[0])
+                args = [move(a, grad=True) for a in step.get("args", ())]
+                kwargs = {k: move(v, grad=True) for k, v in (step.get("kwargs") or {}).items()}
+                with Functions():
+                    out = getattr(mod, step["call"])(*args, **kwargs)
+                walk_graph(out)
+                continue
+            shown = ", ".join([repr(a) for a in step.get("args", ())] +
+                              [f"{k}={v!r}" for k, v in (step.get("kwargs") or {}).items()])
+            current[0] = f"{step['module']}({shown}).forward"
+            labels.append(current[0])
+            m = getattr(mod, step["module"])(*step.get("args", ()), **(step.get("kwargs") or {})).to(device)
+            m.train(step.get("train", False))
+            for name, sub in m.named_modules():
+                if type(sub).__module__.startswith("torch.nn"):
+                    note(f"torch.nn.{type(sub).__name__} (submodule {name or 'self'})")
+            xs = [move(x) for x in step.get("inputs", ())]
+            fkw = {k: move(v) for k, v in (step.get("forward_kwargs") or {}).items()}
+            with Functions():
+                out = m(*xs, **fkw)
+            walk_graph(out)
+    return {"found": found, "steps": labels}
+
+
+PROBES = {"module": module, "module_calls": module_calls, "torch_ops": torch_ops}
 
 
 def run(name, mod, **kwargs):

@@ -152,6 +152,9 @@ def serve(fd_in, fd_out, workspace, limits):
 
     from posgrade import probes, wire
 
+    # one thread: the grader and this worker take turns, and OpenMP threads that spin-wait
+    # after each op in one process steal the cores the other needs (10x slower on 2 cores)
+    torch.set_num_threads(1)
     # TF32 would make float32 matmuls on Ampere+ differ from the reference by ~1e-3
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

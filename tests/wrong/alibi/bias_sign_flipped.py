@@ -1,4 +1,5 @@
 """Mistake: the bias is +m|i - j|, which rewards distant keys instead of penalising them
+Caught by: test_bias_sign
 
 Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
 

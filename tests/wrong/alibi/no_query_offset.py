@@ -1,4 +1,5 @@
 """Mistake: the queries are placed at positions 0..Lq-1 instead of the last Lq positions when Lq < Lk (KV cache)
+Caught by: test_bias_query_offset
 
 Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
 

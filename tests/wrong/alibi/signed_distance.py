@@ -1,4 +1,5 @@
 """Mistake: the distance is not taken in absolute value, so keys after the query get a positive bias (the causal ramp used without a causal mask)
+Caught by: test_bias_bidirectional
 
 Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
 

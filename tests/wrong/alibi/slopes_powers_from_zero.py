@@ -1,4 +1,5 @@
 """Mistake: the head powers start at 0, so the first head gets slope 1 and the smallest slope 2^-8 is lost
+Caught by: test_slopes_power_of_two
 
 Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
 

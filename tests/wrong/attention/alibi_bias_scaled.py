@@ -1,4 +1,5 @@
 """Mistake: the ALiBi bias is divided by sqrt(d) along with the logits; it must be added unscaled
+Caught by: test_mha_alibi_bias_unscaled
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

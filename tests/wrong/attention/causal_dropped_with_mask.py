@@ -1,4 +1,5 @@
 """Mistake: with causal=True and a mask, the mask replaces the causal mask instead of being combined with it (AND)
+Caught by: test_mha_causal_with_padding_mask
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: the causal mask is aligned top-left (tril(ones(Lq, Lk)), like SDPA's is_causal), wrong with a KV cache
+Caught by: test_causal_mask_bottom_right
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

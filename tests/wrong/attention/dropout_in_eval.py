@@ -1,4 +1,5 @@
 """Mistake: dropout is applied in eval mode too: functional dropout does not look at self.training
+Caught by: test_dropout_off_in_eval
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

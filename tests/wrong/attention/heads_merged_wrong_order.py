@@ -1,4 +1,5 @@
 """Mistake: the heads are merged without moving the head axis back first ([B, H, L, d] reshaped straight to [B, L, D])
+Caught by: test_mha_heads_split_merge
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

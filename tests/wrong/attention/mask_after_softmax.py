@@ -1,4 +1,5 @@
 """Mistake: the mask is applied after the softmax, so the allowed weights no longer sum to 1
+Caught by: test_mask_before_softmax
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: the bool mask is read as True = ignore (nn.MultiheadAttention's convention), the opposite of this kit
+Caught by: test_mask_true_means_attend
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: a query row with every key masked gives NaN (softmax of all -inf) instead of zeros
+Caught by: test_fully_masked_row_gives_zeros
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: the logits are not divided by sqrt(d), so the softmax saturates as the head width grows
+Caught by: test_logits_scaled_by_sqrt_d
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: RoPE also rotates v; it rotates only q and k
+Caught by: test_mha_rope_rotates_q_and_k
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

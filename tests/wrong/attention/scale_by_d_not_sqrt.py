@@ -1,4 +1,5 @@
 """Mistake: the logits are divided by d instead of sqrt(d), which flattens the attention
+Caught by: test_logits_scaled_by_sqrt_d
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

@@ -1,4 +1,5 @@
 """Mistake: the softmax runs over the queries (dim=-2) instead of the keys (dim=-1)
+Caught by: test_softmax_over_keys
 
 Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
 

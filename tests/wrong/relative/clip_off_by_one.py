@@ -1,4 +1,5 @@
 """Mistake: distances are clipped to +-(K - 1) instead of +-K, so the two end rows of the table (distance -K and +K) are never used.
+Caught by: test_clip_at_max_distance
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

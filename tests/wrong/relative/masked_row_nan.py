@@ -1,4 +1,5 @@
 """Mistake: masks with -inf and a plain softmax: a query row with no allowed key comes out NaN instead of zeros.
+Caught by: test_fully_masked_row
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

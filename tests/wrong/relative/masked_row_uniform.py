@@ -1,4 +1,5 @@
 """Mistake: a query row with no allowed key is not zeroed after the softmax, so it averages all values uniformly instead of giving zeros.
+Caught by: test_fully_masked_row
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

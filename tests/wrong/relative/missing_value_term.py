@@ -1,4 +1,5 @@
 """Mistake: the value-side term sum_j w_ij aV_ij is left out: rel_v is accepted but never used.
+Caught by: test_value_term
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

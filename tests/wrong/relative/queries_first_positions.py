@@ -1,4 +1,5 @@
 """Mistake: when len_q < len_k the queries are placed at the first positions 0..Lq-1 instead of the last ones (a KV cache puts new queries at the end).
+Caught by: test_queries_are_last_positions
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

@@ -1,4 +1,5 @@
 """Mistake: only q.k is divided by sqrt(d); the relative term q.aK is added unscaled (tensor2tensor scales q, so both terms are scaled).
+Caught by: test_logits_scaled_by_sqrt_d
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

@@ -1,4 +1,5 @@
 """Mistake: the distance is query minus key (i - j) instead of key minus query (j - i), so every query reads the table mirrored.
+Caught by: test_distance_sign
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

@@ -1,4 +1,5 @@
 """Mistake: T5 bidirectional buckets: num_buckets is not halved, so keys after the query get buckets num_buckets and up (out of range).
+Caught by: test_t5_buckets_in_range
 
 Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
 

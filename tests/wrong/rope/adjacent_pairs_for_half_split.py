@@ -1,4 +1,5 @@
 """Mistake: interleaved=False is ignored: pairs (2i, 2i+1) are rotated even when the half-split layout (i, i + d/2) of HF rotate_half is asked for.
+Caught by: test_pair_layout
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

@@ -1,4 +1,5 @@
 """Mistake: the angles, cos and sin are built in the input's dtype: for bfloat16 the positions and angles lose all precision beyond a few hundred.
+Caught by: test_half_precision_angles
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

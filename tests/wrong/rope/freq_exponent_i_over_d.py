@@ -1,4 +1,5 @@
 """Mistake: the frequencies use base^(-i/d) instead of base^(-2i/d): the exponent counts pairs, not dimensions, so the slowest pair turns far too fast.
+Caught by: test_frequency_exponent
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

@@ -1,4 +1,5 @@
 """Mistake: theta_i = base^(+2i/d) instead of 1 / base^(2i/d): the frequencies grow with i instead of shrinking.
+Caught by: test_frequency_exponent
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

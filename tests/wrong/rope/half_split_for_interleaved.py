@@ -1,4 +1,5 @@
 """Mistake: interleaved=True is ignored: pairs (i, i + d/2) are rotated (HF rotate_half) even when Meta's interleaved pairs (2i, 2i+1) are asked for.
+Caught by: test_pair_layout
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

@@ -1,4 +1,5 @@
 """Mistake: the given positions are ignored and arange(L) is used, so with a KV cache the new tokens are rotated as if they sat at position 0.
+Caught by: test_positions_offset
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

@@ -1,4 +1,5 @@
 """Mistake: the result is not cast back: a bfloat16/float16 input comes out as float32.
+Caught by: test_keeps_dtype
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 

@@ -1,4 +1,5 @@
 """Mistake: the rotation runs backwards (angle -m*theta): the sin term has the wrong sign on both components.
+Caught by: test_rotation_direction
 
 Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
 
