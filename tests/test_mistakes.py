@@ -41,3 +41,15 @@ def test_wrong_implementation_is_caught(tmp_path, name, path):
     assert case in failed, f"{path.stem} should fail {case}; it failed {sorted(failed)}"
     named = [c for c in ex.failures if c.name == case]
     assert all(c.kind != "internal" for c in named), [c.message for c in named]
+
+
+def test_unfinished_earlier_exercise_is_named(tmp_path):
+    """attention composes rope: a stub rope.py is blamed by name, not attention.py."""
+    from posgrade import state
+
+    ws = make_workspace(tmp_path / "ws", {"rope": state.kit_dir("exercises") / "rope.py"})
+    result = grade(ws, ["attention"], seed=1)
+    rope_cases = [c for c in result.exercises[0].failures if "rope" in c.params or "rope" in c.title]
+    assert rope_cases
+    assert all("from your rope.py, which still raises NotImplementedError" in c.message for c in rope_cases)
+    assert not any(c.status == "failed" for c in result.exercises[0].cases if "none" in c.params)

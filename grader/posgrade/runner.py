@@ -367,6 +367,11 @@ class Learner:
             return LearnerError("memory", f"your code ran out of memory {what} (the limit is "
                                 f"{self._worker.limits.memory_mb} MB): {message[:200]}", "", output, etype)
         if etype == "NotImplementedError":
+            source = err.get("file", "")
+            if source and source != f"{self._exercise}.py":  # e.g. attention.py calling a stub rope.py
+                return LearnerError("not-implemented", f"not implemented yet: {what.removeprefix('in ')} uses "
+                                    f"{err.get('function')}() from your {source}, which still raises "
+                                    f"NotImplementedError; finish that exercise first", "", output)
             return LearnerError("not-implemented", f"not implemented yet: {what.removeprefix('in ')} still "
                                 "raises NotImplementedError", "", output)
         detail = err.get("traceback", "")

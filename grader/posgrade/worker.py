@@ -133,6 +133,8 @@ def _error(exc, where, workspace):
         message = "<str() of the exception failed>"
     return {
         "where": where,
+        "file": os.path.basename(frames[-1].filename) if frames else "",  # the learner file that raised
+        "function": frames[-1].name if frames else "",
         "type": type(exc).__name__,
         "message": message[:2000],
         "traceback": "\n".join(lines),
