@@ -36,7 +36,10 @@ def grade(workspace, exercises, seed=0, device="auto", **limits):
 
 def snapshot(folder):
     """Every file under folder with its bytes, to prove grading changed nothing."""
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    folder = Path(folder)
+    if folder.is_file():
+        return {folder.name: folder.read_bytes()}
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

@@ -110,3 +110,51 @@ def test_patching_torch_or_pytest_in_learner_code_changes_no_verdict(tmp_path):
     for name in ("test_table_values", "test_row_zero", "test_even_columns_sin", "test_forward_values"):
         assert set(by_name[name]) <= {"failed", "skipped"} and "failed" in by_name[name], (name, by_name[name])
     assert result.exercises[0].score < 3
+
+
+def test_lingering_thread_and_child_process_are_ended(tmp_path):
+    import os
+    import signal
+
+    pidfile = "/tmp/posgrade-hostile-child.pid"
+    if os.path.exists(pidfile):
+        os.unlink(pidfile)
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "lingering_thread_and_child.py"})
+    t0 = time.monotonic()
+    result = grade(ws, ["sinusoidal"], seed=3, seconds=5.0)
+    assert time.monotonic() - t0 < 60
+    ex = result.exercises[0]
+    assert ex.score > 0  # the answers are right: a busy thread does not stop grading
+    child = int(open(pidfile).read())
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = open(f"/proc/{child}/status").read().split("State:")[1].split()[0] != "Z"
+    except ProcessLookupError:
+        alive = False
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the learner's child process outlived the grading run"
+
+
+def test_bad_returns_and_reseeding_fail_with_reasons(tmp_path):
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "reseeds_and_bad_returns.py"})
+    result = grade(ws, ["sinusoidal"], seed=3)
+    messages = {c.id: c.message for c in result.exercises[0].failures}
+    assert any("returned a list" in m and "expected a torch.Tensor" in m for m in messages.values()), messages
+    assert any("dtype torch.float64, expected torch.float32" in m for m in messages.values()), messages
+    assert all(c.kind != "internal" for c in result.exercises[0].cases)
+
+
+@pytest.mark.parametrize("stem", ["segfault", "loop_at_import", "syntax_error"])
+def test_cli_exit_code_is_1_for_broken_learner_code(tmp_path, stem):
+    import subprocess
+    import sys
+
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / f"{stem}.py"})
+    before = snapshot(ws / "sinusoidal.py")
+    p = subprocess.run([sys.executable, "-m", "posgrade", "check", "sinusoidal", "-w", str(ws), "--timeout", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "0.0 / 10" in p.stdout and "Traceback" not in p.stderr
+    assert snapshot(ws / "sinusoidal.py") == before
