@@ -44,3 +44,23 @@ def tensors(value, n, what):
     for i, t in enumerate(value):
         check_tensor(t, f"{what}[{i}]")
     return list(value)
+
+
+SPEED_LIMIT = 20  # learner time / reference time on a large input, before the efficiency case fails
+
+
+def assert_fast(learner, what, limit=SPEED_LIMIT, repeat=3, **target):
+    """The learner's target (see probes.timed_target) runs at most `limit` times slower than the
+    reference on the same large input, both timed in one worker. A time-out fails it too."""
+    try:
+        mine, ref = learner.speed(repeat=repeat, **target)
+    except LearnerError as err:
+        if err.kind != "timeout":
+            raise
+        fail(f"{what} took longer than the time limit on a large input, where the reference takes "
+             f"milliseconds: vectorise it (a Python loop over positions or elements is the usual cause)")
+    ratio = mine / max(ref, 1e-6)
+    if ratio > limit:
+        fail(f"{what} took {mine / repeat * 1e3:.0f} ms a call, {ratio:.0f}x the reference's "
+             f"{ref / repeat * 1e3:.1f} ms (the limit is {limit}x): vectorise it with tensor operations "
+             f"(a Python loop over positions or elements is the usual cause)")

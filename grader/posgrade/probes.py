@@ -225,6 +225,24 @@ def torch_ops(mod, *, steps, patterns=TORCH_ATTENTION, device="cpu", cls=None):
 PROBES = {"module": module, "module_calls": module_calls, "torch_ops": torch_ops}
 
 
+def timed_target(mod, attr=None, args=(), kwargs=None, cls=None, init_args=(), init_kwargs=None,
+                 inputs=(), forward_kwargs=None, device="cpu"):
+    """A no-argument callable that runs mod.<attr>(*args, **kwargs), or the forward of a
+    mod.<cls>(*init_args, **init_kwargs) built once here (eval mode, no grad), for timing."""
+    if attr is not None:
+        fn = getattr(mod, attr)
+        return lambda: fn(*args, **(kwargs or {}))
+    torch.manual_seed(0)
+    m = getattr(mod, cls)(*init_args, **(init_kwargs or {})).to(device).eval()
+    xs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+
+    def forward():
+        with torch.no_grad():
+            return m(*xs, **(forward_kwargs or {}))
+
+    return forward
+
+
 def run(name, mod, **kwargs):
     try:
         probe = PROBES[name]

@@ -301,6 +301,29 @@ class Learner:
         return self._send({"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs},
                           f"in {target}")
 
+    def speed(self, repeat=3, **target):
+        """(learner seconds, reference seconds) for `repeat` runs of target (see
+        probes.timed_target), both run in the worker and timed here, where learner code cannot
+        touch the clock; the best of two alternating rounds each."""
+        from posgrade import wire
+
+        if self._import_error is not None:
+            raise self._import_error
+        self._import()
+        best = {}
+        for which in ("reference", "learner", "reference", "learner"):
+            msg = {"op": "speed", "module": self._exercise, "which": which, "repeat": repeat,
+                   "kwargs": wire.encode(target)}
+            t0 = time.perf_counter()
+            reply = self._worker.request(msg, f"in {target.get('attr') or target.get('cls')} on a large input")
+            elapsed = time.perf_counter() - t0
+            if not reply.get("ok"):
+                raise self._error(reply, f"in {target.get('attr') or target.get('cls')}")
+            best[which] = min(best.get(which, elapsed), elapsed)
+            if which == "learner" and elapsed > self._worker.limits.seconds / 4:
+                break  # clearly slow already: no second round
+        return best["learner"], best["reference"]
+
     def _call(self, name, args, kwargs):
         return self._send({"op": "call", "module": self._exercise, "attr": name,
                            "args": list(args), "kwargs": kwargs}, f"in {name}()")

@@ -14,7 +14,7 @@ are held to float32's precision (PROB_TOL), not float64's.
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn
+from posgrade.casekit import assert_fast, expect_error, points, randn
 from posgrade.compare import assert_close, check_tensor, fail
 
 EXERCISE = "alibi"
@@ -217,3 +217,9 @@ def test_bad_arguments(learner, call):
     name, args = call.split("(")
     args = [int(a) for a in args.rstrip(")").split(",")]
     expect_error(lambda: getattr(learner, name)(*args), "ValueError", call)
+
+
+@points(1)
+def test_efficiency(learner):
+    """runs within 20x of the reference's time on a long sequence"""
+    assert_fast(learner, "alibi_bias(16, 1024, 1024)", attr="alibi_bias", args=(16, 1024, 1024))

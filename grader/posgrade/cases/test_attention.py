@@ -22,7 +22,7 @@ import math
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn, tensors
+from posgrade.casekit import assert_fast, expect_error, points, randn, tensors
 from posgrade.compare import assert_close, check_tensor, fail
 from posgrade.runner import LearnerError
 
@@ -680,3 +680,11 @@ def test_mha_bad_dropout(learner, position, dropout):
     """dropout outside [0, 1), or dropout with position="relative", raises ValueError"""
     expect_error(lambda: run_mha(learner, "cpu", torch.zeros(1, 3, 16), 4, position, dropout=dropout),
                  "ValueError", f"MultiHeadAttention(16, 4, position={position!r}, dropout={dropout})")
+
+
+@points(1)
+def test_efficiency(learner, gen):
+    """runs within 20x of the reference's time on a long sequence"""
+    q, k, v = (torch.randn(1, 2, 1024, 32, generator=gen) for _ in range(3))
+    assert_fast(learner, "scaled_dot_product_attention on [1, 2, 1024, 32]",
+                attr="scaled_dot_product_attention", args=(q, k, v), kwargs={"mask": torch.ones(1024, 1024, dtype=torch.bool).tril()})

@@ -8,7 +8,7 @@ so each row's start can be read back from its first token.
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, tensors
+from posgrade.casekit import assert_fast, expect_error, points, tensors
 from posgrade.compare import assert_close, fail
 from posgrade.wire import Gen
 
@@ -166,3 +166,10 @@ def test_too_short(learner, gen, seed, n, context_length):
     expect_error(lambda: draw(learner, data, 2, context_length, seed), "ValueError",
                  f"get_batch with {n} tokens and context_length={context_length}")
 
+
+@points(1)
+def test_efficiency(learner, gen, seed):
+    """runs within 20x of the reference's time on a large stream"""
+    data = stream(gen, 1_000_000)
+    assert_fast(learner, "get_batch(data of 1M tokens, 512, 256)", attr="get_batch",
+                args=(data, 512, 256), kwargs={"generator": Gen(seed)})

@@ -8,7 +8,7 @@ compute with the same table.
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn
+from posgrade.casekit import assert_fast, expect_error, points, randn
 from posgrade.compare import assert_close, assert_equal, fail
 
 EXERCISE = "learned"
@@ -139,3 +139,11 @@ def test_forward_too_long(learner, seq_len, past_length):
     x = torch.zeros(1, seq_len, 4)
     expect_error(lambda: run_module(learner, "cpu", x, past_length=past_length, max_len=32), "ValueError",
                  f"forward with L={seq_len}, past_length={past_length} and max_len=32")
+
+
+@points(1)
+def test_efficiency(learner, gen):
+    """runs within 20x of the reference's time on a long sequence"""
+    x = randn(gen, 2, 2048, 256)
+    assert_fast(learner, "forward(x [2, 2048, 256])", cls="LearnedPositionalEmbedding",
+                init_args=(2048, 256), inputs=(x,))

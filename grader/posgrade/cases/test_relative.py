@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn, tensors
+from posgrade.casekit import assert_fast, expect_error, points, randn, tensors
 from posgrade.compare import assert_close, assert_equal, check_tensor, fail
 
 EXERCISE = "relative"
@@ -500,3 +500,10 @@ def test_bad_arguments(learner, bad):
     """a negative max_distance or length, tables of the wrong shape, float T5 distances raise ValueError"""
     what, make = BAD[bad]
     expect_error(lambda: make(learner), "ValueError", what)
+
+
+@points(1)
+def test_efficiency(learner):
+    """runs within 20x of the reference's time on a long sequence"""
+    assert_fast(learner, "relative_position_index(2048, 2048, 64)", attr="relative_position_index",
+                args=(2048, 2048, 64))

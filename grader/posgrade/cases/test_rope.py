@@ -16,7 +16,7 @@ never fails, while every real mistake is off by far more.
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn, tensors
+from posgrade.casekit import assert_fast, expect_error, points, randn, tensors
 from posgrade.compare import assert_close, check_tensor, fail
 
 EXERCISE = "rope"
@@ -384,3 +384,10 @@ def test_bad_arguments(learner, bad):
     """an odd head width, or positions not of length L, raise ValueError"""
     what, make = BAD[bad]
     expect_error(lambda: make(learner), "ValueError", what)
+
+
+@points(1)
+def test_efficiency(learner, gen):
+    """runs within 20x of the reference's time on a long sequence"""
+    x = torch.randn(1, 1, 16384, 64, generator=gen)
+    assert_fast(learner, "apply_rope(x [1, 1, 16384, 64])", attr="apply_rope", args=(x,))

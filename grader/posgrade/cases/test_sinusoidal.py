@@ -8,7 +8,7 @@ that (POS_ATOL), so no correct learner fails for choosing either precision.
 import pytest
 import torch
 
-from posgrade.casekit import expect_error, points, randn
+from posgrade.casekit import assert_fast, expect_error, points, randn
 from posgrade.compare import assert_close, check_tensor, fail
 
 EXERCISE = "sinusoidal"
@@ -173,3 +173,9 @@ def test_forward_too_long(learner, seq_len, offset):
     x = torch.zeros(1, seq_len, 4)
     expect_error(lambda: run_module(learner, "cpu", x, offset=offset, max_len=8), "ValueError",
                  f"forward with L={seq_len}, offset={offset} and max_len=8")
+
+
+@points(1)
+def test_efficiency(learner):
+    """runs within 20x of the reference's time on a large table"""
+    assert_fast(learner, "sinusoidal_table(8192, 256)", attr="sinusoidal_table", args=(8192, 256))
