@@ -170,6 +170,9 @@ def test_too_short(learner, gen, seed, n, context_length):
 @points(1)
 def test_efficiency(learner, gen, seed):
     """runs within 20x of the reference's time on a large stream"""
+    small = stream(gen, 50)
+    x, y = draw(learner, small, 4, 5, seed)
+    assert_close(y, small[starts_of(x, small)[:, None] + torch.arange(1, 6)], what="y (the large input is timed only once a small one is right)")
     data = stream(gen, 1_000_000)
     assert_fast(learner, "get_batch(data of 1M tokens, 512, 256)", attr="get_batch",
                 args=(data, 512, 256), kwargs={"generator": Gen(seed)})
