@@ -49,7 +49,7 @@ def tensors(value, n, what):
 SPEED_LIMIT = 20  # learner time / reference time on a large input, before the efficiency case fails
 
 
-def assert_fast(learner, what, limit=SPEED_LIMIT, repeat=3, **target):
+def assert_fast(learner, what, limit=SPEED_LIMIT, repeat=2, **target):
     """The learner's target (see probes.timed_target) runs at most `limit` times slower than the
     reference on the same large input, both timed in one worker. A time-out fails it too."""
     try:

@@ -301,7 +301,7 @@ class Learner:
         return self._send({"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs},
                           f"in {target}")
 
-    def speed(self, repeat=3, **target):
+    def speed(self, repeat=2, **target):
         """(learner seconds, reference seconds) for `repeat` runs of target (see
         probes.timed_target), both run in the worker and timed here, where learner code cannot
         touch the clock; the best of two alternating rounds each."""
