@@ -75,3 +75,30 @@ def test_readme_documents_the_tolerance_table():
 def test_numpy_results_cross_as_opaque():
     value = decode(encode(np.zeros((2, 3))))
     assert isinstance(value, Opaque) and "shape (2, 3)" in value.repr
+
+
+def _table(rows=12, cols=8):
+    pos = torch.arange(rows, dtype=torch.float64)[:, None]
+    return torch.sin(pos * torch.linspace(0.1, 1.0, cols, dtype=torch.float64)[None, :] + 0.3).float()
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda w: w.T.contiguous(), "transpose"),
+    (lambda w: 2.0 * w, "2 times the expected"),
+    (lambda w: -w, "opposite sign"),
+    (lambda w: torch.cat([torch.zeros_like(w[:1]), w[:-1]]), "shifted one position down"),
+    (lambda w: torch.cat([w[1:], torch.zeros_like(w[:1])]), "shifted one position up"),
+    (lambda w: w.view(*w.shape[:-1], -1, 2).flip(-1).flatten(-2), "even and odd columns are swapped"),
+    (lambda w: torch.cat([w[:, :-1], w[:, -1:] + 1], 1), "only 7 of the 8 columns differ"),
+    (lambda w: torch.cat([torch.zeros_like(w[:1]), w[1:]]), "only row 0 of the"),
+    (lambda w: w + 1e-3 * torch.arange(w.shape[0], dtype=w.dtype)[:, None] ** 2, "error grows with position"),
+])
+def test_mismatch_patterns_are_described(make, words):
+    want = _table(8, 8) if "transpose" in words else _table(32, 8)
+    assert words in explain(make(want), want)
+
+
+def test_unrelated_output_names_no_pattern():
+    want = _table(32, 8)
+    noise = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    assert "looks like" not in explain(noise, want)

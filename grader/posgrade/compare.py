@@ -106,13 +106,65 @@ def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=
     err = torch.where(g_nonfinite & w_nonfinite & (g == w), torch.zeros_like(err), err)
     bad = err > atol + rtol * w.abs()
     if bad.any():
-        _fail_values(g, w, bad, what, f"values differ (rtol {rtol:.2g}, atol {atol:.2g})", err)
+        pattern = "" if got.is_complex() else describe_difference(g, w, rtol, atol)
+        _fail_values(g, w, bad, what, f"values differ (rtol {rtol:.2g}, atol {atol:.2g})", err, pattern)
 
 
-def _fail_values(got, want, bad, what, headline, err=None):
+def describe_difference(got, want, rtol, atol):
+    """What a value mismatch looks like, in general terms, where that is cheap to see; "" if
+    no simple pattern fits. got and want are float64 tensors of the same shape."""
+
+    def close(a, b):
+        return a.shape == b.shape and a.numel() > 0 and bool(((a - b).abs() <= atol + rtol * b.abs()).all())
+
+    if not torch.isfinite(want).all():
+        return ""
+    if got.dim() >= 2 and got.shape[-1] == got.shape[-2] > 1 and close(got.transpose(-1, -2), want):
+        return "it is the transpose of the expected result (rows and columns swapped)"
+    scale = float((got * want).sum() / (want * want).sum()) if (want * want).sum() > 0 else 0.0
+    if close(got, scale * want) and abs(scale - 1) > 1e-3 and scale != 0:
+        if abs(scale + 1) < 1e-3:
+            return "every value has the opposite sign"
+        return f"every value is {scale:.4g} times the expected one (a missing or extra factor?)"
+    if got.dim() >= 2 and got.shape[-2] > 2:
+        if close(got[..., 1:, :], want[..., :-1, :]):
+            return "the rows are shifted one position down: row p holds what row p-1 should (off by one?)"
+        if close(got[..., :-1, :], want[..., 1:, :]):
+            return "the rows are shifted one position up: row p holds what row p+1 should (off by one?)"
+    if got.dim() >= 1 and got.shape[-1] >= 2 and got.shape[-1] % 2 == 0:
+        if close(got[..., 0::2], want[..., 1::2]) and close(got[..., 1::2], want[..., 0::2]):
+            return "the even and odd columns are swapped"
+    bad = (got - want).abs() > atol + rtol * want.abs()
+    if got.dim() >= 2:
+        cols = bad.reshape(-1, got.shape[-1]).any(0)
+        if 0 < int(cols.sum()) <= got.shape[-1] // 2:
+            idx = torch.nonzero(cols).flatten().tolist()
+            return f"only {_some(idx)} of the {got.shape[-1]} columns differ"
+        rows = bad.movedim(-2, 0).reshape(got.shape[-2], -1).any(1)
+        if 0 < int(rows.sum()) <= got.shape[-2] // 2:
+            idx = torch.nonzero(rows).flatten().tolist()
+            return f"only row{'s' if len(idx) > 1 else ''} {_some(idx)} of the {got.shape[-2]} differ"
+        if got.shape[-2] >= 8:
+            per_row = (got - want).abs().movedim(-2, 0).reshape(got.shape[-2], -1).amax(1)
+            quarter = got.shape[-2] // 4
+            first, last = float(per_row[:quarter].mean()), float(per_row[-quarter:].mean())
+            if last > 10 * max(first, atol):
+                return ("the error grows with position (last rows off by about "
+                        f"{last:.2g}, first rows by {first:.2g}): precision lost in large angles?")
+    return ""
+
+
+def _some(idx):
+    text = ", ".join(str(i) for i in idx[:6])
+    return text + (", ..." if len(idx) > 6 else "")
+
+
+def _fail_values(got, want, bad, what, headline, err=None, pattern=""):
     shape = list(got.shape)
     n_bad, n = int(bad.sum()), bad.numel()
     lines = [f"{what}: {headline}; {n_bad} of {n} elements ({100 * n_bad / n:.0f}%) are off"]
+    if pattern:
+        lines.append(f"looks like: {pattern}")
     flat_g, flat_w = got.flatten(), want.flatten()
     if err is not None:
         worst = int(torch.argmax(torch.nan_to_num(err.flatten(), nan=float("inf"))))
