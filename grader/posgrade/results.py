@@ -3,11 +3,17 @@
 Every reporter reads these, and `--json` writes RunResult.to_dict(); RunResult.from_dict()
 reads it back (schema version SCHEMA). An exercise's score is its catalog points times the
 share of its graded case points that passed; skipped cases (no CUDA device) are not graded.
+
+Schema history: 1 the first; 2 adds CaseResult.private (an instructor's case from
+`--cases`), ExerciseResult.revealed_before_pass (from the workspace's progress file) and
+RunResult.error plus the derived "status" (a run the grader itself could not finish).
+from_dict() reads both. posgrade.formats.RESULT_JSON_SCHEMA is the JSON Schema of schema 2.
 """
 
 from dataclasses import asdict, dataclass, field
 
-SCHEMA = 1
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
 
 
 @dataclass
@@ -24,6 +30,7 @@ class CaseResult:
     message: str = ""  # why it failed or was skipped
     kind: str = ""  # for failures: wrong | not-implemented | exception | import | timeout | crash | memory | output | internal
     seconds: float = 0.0
+    private: bool = False  # an instructor's case (from `posgrade check --cases DIR`), not shipped with posgrade
 
 
 @dataclass
@@ -34,6 +41,7 @@ class ExerciseResult:
     earned: float  # case points passed
     graded: float  # case points not skipped
     cases: list = field(default_factory=list)
+    revealed_before_pass: bool = False  # `posgrade reveal` showed the solution before this exercise passed
 
     @property
     def score(self):
@@ -55,7 +63,7 @@ class ExerciseResult:
     @classmethod
     def from_dict(cls, d):
         return cls(d["name"], d["title"], d["points"], d["earned"], d["graded"],
-                   [CaseResult(**c) for c in d["cases"]])
+                   [CaseResult(**c) for c in d["cases"]], d.get("revealed_before_pass", False))
 
 
 @dataclass
@@ -69,6 +77,7 @@ class RunResult:
     versions: dict = field(default_factory=dict)  # posgrade, torch, python
     notes: list = field(default_factory=list)  # e.g. "cuda: skipped, no CUDA device"
     schema: int = SCHEMA
+    error: str = ""  # why the grader itself could not finish (first line: the reason); "" when it did
 
     @property
     def score(self):
@@ -80,18 +89,26 @@ class RunResult:
 
     @property
     def passed(self):
-        """Every graded case passed (the CLI's exit code 0)."""
-        return all(c.status != "failed" for e in self.exercises for c in e.cases)
+        """Every graded case passed (the CLI's exit code 0), and the grader finished."""
+        return not self.error and all(c.status != "failed" for e in self.exercises for c in e.cases)
+
+    @property
+    def status(self):
+        """pass | fail | error (the grader could not finish: see `error`)."""
+        return "error" if self.error else ("pass" if self.passed else "fail")
 
     def to_dict(self):
         d = asdict(self)
         d["exercises"] = [e.to_dict() for e in self.exercises]
         d["score"], d["max_score"], d["passed"] = self.score, self.max_score, self.passed
+        d["status"] = self.status
+        d["schema"] = SCHEMA  # always written as the current schema
         return d
 
     @classmethod
     def from_dict(cls, d):
-        if d.get("schema") != SCHEMA:
-            raise ValueError(f"result schema {d.get('schema')!r} is not {SCHEMA}")
+        if d.get("schema") not in READABLE_SCHEMAS:
+            raise ValueError(f"result schema {d.get('schema')!r} is not one of {READABLE_SCHEMAS}")
         fields = {k: d[k] for k in ("workspace", "seed", "devices", "started", "seconds", "versions", "notes")}
-        return cls(exercises=[ExerciseResult.from_dict(e) for e in d["exercises"]], **fields)
+        return cls(exercises=[ExerciseResult.from_dict(e) for e in d["exercises"]], error=d.get("error", ""),
+                   **fields)

@@ -62,7 +62,13 @@ class Progress:
 
     def of(self, name):
         return self.data.setdefault("exercises", {}).setdefault(
-            name, {"best": None, "max": None, "passed": False, "hints_shown": 0, "revealed": False})
+            name, {"best": None, "max": None, "passed": False, "hints_shown": 0, "revealed": False,
+                   "revealed_before_pass": False})
+
+    def revealed_before_pass(self, name):
+        """`posgrade reveal NAME` showed the solution before NAME was passed (shown in every result format)."""
+        st = self.data.get("exercises", {}).get(name, {})
+        return bool(st.get("revealed") and st.get("revealed_before_pass"))
 
     def record(self, result):
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
