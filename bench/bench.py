@@ -81,6 +81,28 @@ def relative_peak_memory():
     return peak("ours"), peak("naive")
 
 
+def batch_throughput(n_subs=4):
+    """Wall time of grade-batch over n_subs copies of the reference, --jobs 1 and --jobs 2."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from posgrade import state
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n_subs):
+            shutil.copytree(state.kit_dir("solutions"), Path(tmp) / "class" / f"student{i}",
+                            ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+        times = {}
+        for jobs in (1, 2):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "posgrade", "grade-batch", str(Path(tmp) / "class"), "--jobs",
+                            str(jobs), "--seed", "1", "--out", str(Path(tmp) / f"out{jobs}")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            times[jobs] = time.perf_counter() - t0
+    return times[1], times[2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5)
@@ -95,6 +117,9 @@ def main():
     ours, hf = rope_vs_hf(n)
     print(f"apply_rope / HF apply_rotary_pos_emb      {ours / hf:6.2f}x  ({ours * 1e3:.0f} ms vs {hf * 1e3:.0f} ms "
           f"on q, k [4, 16, 4096, 128]; target <= 1.2x)")
+    one_job, two_jobs = batch_throughput()
+    print(f"grade-batch --jobs 2 / --jobs 1          {two_jobs / one_job:6.2f}x  ({two_jobs:.1f} s vs {one_job:.1f} s "
+          f"for 4 submissions)")
     mine, naive = relative_peak_memory()
     print(f"relative_attention peak memory / naive   {mine / naive:6.3f}x  ({mine / 2**20:.0f} MiB vs "
           f"{naive / 2**20:.0f} MiB for [2, 8, 512, 512, 64])")

@@ -15,6 +15,7 @@ HOSTILE_FILES = [
     ("raise_at_import", "import", "could not be imported: RuntimeError: boom at import"),
     ("syntax_error", "import", "SyntaxError"),
     ("segfault", "crash", "segmentation fault"),
+    ("kills_itself", "crash", "killed by signal SIGKILL"),
     ("wrong_types", None, None),
     ("memory_hog", "memory", "ran out of memory"),
     ("floods_output", "exception", "more characters not shown"),
