@@ -307,18 +307,17 @@ class Learner:
         touch the clock; the best of two alternating rounds each."""
         from posgrade import wire
 
-        if self._import_error is not None:
-            raise self._import_error
-        self._import()
+        self._imported()
+        name = target.get("attr") or target.get("cls")
         best = {}
         for which in ("reference", "learner", "reference", "learner"):
             msg = {"op": "speed", "module": self._exercise, "which": which, "repeat": repeat,
                    "kwargs": wire.encode(target)}
             t0 = time.perf_counter()
-            reply = self._worker.request(msg, f"in {target.get('attr') or target.get('cls')} on a large input")
+            reply = self._worker.request(msg, f"in {name} on a large input")
             elapsed = time.perf_counter() - t0
             if not reply.get("ok"):
-                raise self._error(reply, f"in {target.get('attr') or target.get('cls')}")
+                raise self._error(reply, f"in {name}")
             best[which] = min(best.get(which, elapsed), elapsed)
             if which == "learner" and elapsed > self._worker.limits.seconds / 4:
                 break  # clearly slow already: no second round
@@ -331,13 +330,13 @@ class Learner:
     def _send(self, msg, what):
         from posgrade import wire
 
-        if self._import_error is not None:
+        if self._import_error is not None:  # before the stop count: the import failure is the news
             raise self._import_error
         if len(self._stops) >= self._worker.limits.stops_per_exercise:
             last = self._stops[-1]
             raise LearnerError(last.kind, f"not run: your {self._exercise}.py already stopped the worker "
                                f"{len(self._stops)} times (last: {last.summary})")
-        self._import()
+        self._imported()
         msg["args"] = wire.encode(msg.get("args", []))
         msg["kwargs"] = wire.encode(msg.get("kwargs", {}))
         try:
@@ -355,9 +354,12 @@ class Learner:
             return wire.decode(reply.get("value"))
         raise self._error(reply, what)
 
-    def _import(self):
+    def _imported(self):
         """Import the learner's file once per worker process, so that a file that hangs or ends
-        the process while importing is named as such, once, instead of failing every call."""
+        the process while importing is named as such, once, instead of failing every call;
+        a file that failed to import fails every later call at once."""
+        if self._import_error is not None:
+            raise self._import_error
         if self._imported_by == self._worker.started and self._worker.proc is not None:
             return
         try:
@@ -377,11 +379,9 @@ class Learner:
         if kind == "import":
             e = LearnerError("import", f"your {self._exercise}.py could not be imported: {etype}: {message}",
                              err.get("traceback", ""), output)
-            if etype != "ModuleNotFoundError" or self._exercise not in message:
-                self._import_error = e  # the same file fails the same way for every later case
-            else:
+            if etype == "ModuleNotFoundError" and self._exercise in message:
                 e.summary = f"no {self._exercise}.py in the workspace (run `posgrade reset {self._exercise}`)"
-                self._import_error = e
+            self._import_error = e  # the same file fails the same way for every later case
             return e
         if etype == "SystemExit":
             return LearnerError("exception", f"your code called sys.exit({message}) {what}; return a value or "
