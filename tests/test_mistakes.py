@@ -1,12 +1,20 @@
 """Every real wrong implementation in tests/wrong/<exercise>/ loses points, and fails the case
-named in its docstring ("Caught by: test_..."), so each mistake has a case that teaches it."""
+named in its docstring ("Caught by: test_..."), so each mistake has a case that teaches it.
+
+Every known mistake of the catalog (posgrade/mistakes/<exercise>.py) has such a file, named
+after it, and grading that file names the mistake in the report; grading an unrelated wrong
+answer (tests/unrelated/<exercise>.py: random outputs of the right shape) names none."""
 
 import re
 
 import pytest
-from conftest import WRONG, grade, make_workspace
+import torch
+from conftest import ROOT, WRONG, grade, make_workspace
 
-from posgrade import catalog
+from posgrade import catalog, mistakes
+from posgrade.mistakes import Call
+
+UNRELATED = ROOT / "tests" / "unrelated"
 
 
 def wrong_files():
@@ -41,6 +49,79 @@ def test_wrong_implementation_is_caught(tmp_path, name, path):
     assert case in failed, f"{path.stem} should fail {case}; it failed {sorted(failed)}"
     named = [c for c in ex.failures if c.name == case]
     assert all(c.kind != "internal" for c in named), [c.message for c in named]
+    assert not any("(no diagnosis:" in c.message for c in ex.failures)
+    diagnosed = {c.mistake for c in ex.failures if c.mistake}
+    if path.stem in {m.name for m in catalog.get(name).mistakes}:
+        assert path.stem in diagnosed, f"{path.stem} was not named; named: {sorted(diagnosed)}"
+        shown = [c for c in ex.failures if c.mistake == path.stem]
+        assert all(f"looks like: {mistakes.get(name, path.stem).title}" in c.message for c in shown)
+
+
+# -- the catalog of known mistakes --------------------------------------------------------
+
+def all_mistakes():
+    return [pytest.param(name, m, id=f"{name}/{m.name}") for name in catalog.names()
+            for m in catalog.get(name).mistakes]
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_catalog_has_enough_mistakes(name):
+    found = catalog.get(name).mistakes
+    assert len(found) >= (4 if name == "batches" else 8)
+    assert len({m.name for m in found}) == len(found), "mistake names repeat"
+
+
+@pytest.mark.parametrize("name,mistake", all_mistakes())
+def test_mistake_is_complete(name, mistake):
+    """Each mistake has a title, a one-line explanation, a hint, a real wrong file, and one way to be
+    detected; edits apply to the reference exactly once each and change what it computes."""
+    assert mistake.title and mistake.hint and "\n" not in mistake.explanation
+    assert (WRONG / name / f"{mistake.name}.py").exists(), f"no tests/wrong/{name}/{mistake.name}.py"
+    assert bool(mistake.edits) != (mistake.matches is not None)
+    if mistake.edits:
+        module = mistakes.mutant(name, mistake)  # raises unless each `old` occurs exactly once
+        assert module.__file__.endswith(f"{mistake.name}>")
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_unrelated_wrong_answer_names_no_mistake(tmp_path, name):
+    """Random outputs of the right shapes lose points, and no mistake is named for them."""
+    ws = make_workspace(tmp_path / "ws", {name: UNRELATED / f"{name}.py"})
+    (ex,) = grade(ws, [name], seed=11).exercises
+    assert ex.score < ex.points / 2
+    assert [c.id for c in ex.failures if c.mistake] == []
+    assert not any(c.message.count("looks like:") and "hint:" in c.message for c in ex.failures)
+
+
+def test_reference_outputs_name_no_mistake():
+    """diagnose() on calls whose results are the reference's own names nothing; on the same calls
+    with a mutant's results it names that mutant's mistake."""
+    from posgrade.solutions import sinusoidal as ref
+
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    probe = dict(cls="SinusoidalPositionalEncoding", args=(8,), kwargs={"max_len": 16}, device="cpu",
+                 inputs=(x,), forward_kwargs={"offset": 3}, grad_output=None)
+    calls = [Call("call", "sinusoidal_table", (12, 8), {}), Call("probe", "module", (), probe)]
+    for c in calls:
+        c.value, c.error = mistakes.replay(ref, c)
+    assert mistakes.diagnose("sinusoidal", calls, ref) is None
+    for m in catalog.get("sinusoidal").mistakes:
+        if m.name in ("sin_cos_swapped", "ignores_offset"):
+            for c in calls:
+                c.value, c.error = mistakes.replay(mistakes.mutant("sinusoidal", m), c)
+            assert mistakes.diagnose("sinusoidal", calls, ref).name == m.name
+
+
+def test_agree_is_strict_about_structure():
+    a = torch.ones(3, 4)
+    assert mistakes.agree(a, a + 1e-6)
+    assert not mistakes.agree(a, a + 0.01)
+    assert not mistakes.agree(a, a.double())  # another dtype is another result
+    assert not mistakes.agree(a, a.T.contiguous().reshape(3, 4) * 2)
+    assert not mistakes.agree(a, None) and not mistakes.agree((a, a), (a,))
+    assert mistakes.agree({"x": [a, 1]}, {"x": [a.clone(), 1]})
+    nan = torch.tensor([1.0, float("nan")])
+    assert mistakes.agree(nan, nan.clone()) and not mistakes.agree(nan, torch.tensor([1.0, 2.0]))
 
 
 def test_unfinished_earlier_exercise_is_named(tmp_path):

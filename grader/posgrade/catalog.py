@@ -3,7 +3,9 @@
 Each row names an exercise (its stub is exercises/<name>.py, its reference
 solutions/<name>.py, its hidden cases cases/test_<name>.py), its place in the learner's
 order, what it is worth in a run's total, and its hints, shown one at a time by
-`posgrade hint NAME`.
+`posgrade hint NAME`. Its known mistakes (name, explanation, hint, how to detect it) are
+too long for this table and import torch, so they live in posgrade/mistakes/<name>.py,
+reached as Exercise.mistakes.
 """
 
 from dataclasses import dataclass
@@ -24,6 +26,13 @@ class Exercise:
     @property
     def cases(self):
         return f"test_{self.name}.py"
+
+    @property
+    def mistakes(self):
+        """The exercise's known mistakes (posgrade.mistakes.<name>.MISTAKES)."""
+        from posgrade import mistakes
+
+        return mistakes.of(self.name)
 
 
 EXERCISES = (

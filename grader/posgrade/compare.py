@@ -26,7 +26,12 @@ TOLERANCES = {
 
 
 class CaseFailure(AssertionError):
-    """A case failed for a reason the message explains; the report shows only the message."""
+    """A case failed for a reason the message explains; the report shows only the message.
+
+    A value mismatch also carries `figure` = (what, got, want), the two tensors compared (for
+    the HTML report's heatmaps); other failures carry None."""
+
+    figure = None
 
 
 def tolerance(dtype, device_type):
@@ -179,7 +184,48 @@ def _fail_values(got, want, bad, what, headline, err=None, pattern=""):
     for i in sorted(picks):
         gi, wi = flat_g[i].item(), flat_w[i].item()
         lines.append(f"  {_index(i, shape):<16} {_fmt(gi):>10}  {_fmt(wi):>12}")
-    fail("\n".join(lines))
+    failure = CaseFailure("\n".join(lines))
+    failure.figure = (what, got, want)
+    raise failure
+
+
+FIGURE_CELLS = 64  # the most rows and columns a figure keeps (every k-th one past that)
+
+
+def figure_slices(what, got, want, cells=FIGURE_CELLS):
+    """{"what", "expected", "got"}: 2-D lists of floats for a heatmap (None for NaN/inf).
+
+    A tensor of 3 or more dims shows its last two at index 0 of the others ([0, 0, :, :]),
+    a 1-D one is a single row, a complex one its real part; past `cells` rows or columns
+    every k-th is kept. "what" says which slice it is."""
+
+    def plane(t):
+        t = t.detach().cpu()
+        t = t.real if t.is_complex() else t
+        t = t.to(torch.float64)
+        if t.dim() == 0:
+            t = t.reshape(1, 1)
+        elif t.dim() == 1:
+            t = t.reshape(1, -1)
+        lead = t.dim() - 2
+        t = t[(0,) * lead] if lead else t
+        r, c = max(1, -(-t.shape[0] // cells)), max(1, -(-t.shape[1] // cells))
+        return t[::r, ::c], (r, c)
+
+    g, step = plane(got)
+    w, _ = plane(want)
+    label = what
+    if got.dim() > 2:
+        label += f" [{', '.join(['0'] * (got.dim() - 2))}, :, :]"
+    sampled = [f"one {name} in {k}" for name, k in zip(("row", "column"), step) if k > 1]
+    if sampled:
+        label += f" ({', '.join(sampled)})"
+
+    def rows(t):
+        return [[float(f"{v:.5g}") if v == v and abs(v) != float("inf") else None for v in row]
+                for row in t.tolist()]
+
+    return {"what": label, "expected": rows(w), "got": rows(g)}
 
 
 def assert_equal(got, want, what):

@@ -1,11 +1,12 @@
 """Result formats that classroom systems read, all rendered from one RunResult.
 
-    json        posgrade's own result model (RunResult.to_dict, schema 2; RESULT_JSON_SCHEMA)
+    json        posgrade's own result model (RunResult.to_dict, schema 3; RESULT_JSON_SCHEMA)
     gradescope  Gradescope's results.json (score, execution_time, output, tests[] with visibility)
     junit       JUnit XML: one <testsuite> per exercise, one <testcase> per case
     github      GitHub Classroom: `result=<base64 JSON>` appended to $GITHUB_OUTPUT, in the shape
                 the autograding reporter reads, plus a Markdown summary for $GITHUB_STEP_SUMMARY
     exercism    Exercism's test-runner results.json, version 3
+    html        a self-contained page for people, with heatmaps of mismatched outputs (posgrade.htmlreport)
 
 Shared rules: a case is worth its share of its exercise's points (`weighted`); the summary
 says "all public cases passed" unless the run included an instructor's private cases
@@ -24,13 +25,14 @@ from pathlib import Path
 
 from posgrade import catalog
 
-FORMATS = ("json", "gradescope", "junit", "github", "exercism")
+FORMATS = ("json", "gradescope", "junit", "github", "exercism", "html")
 DEFAULT_OUTPUTS = {  # where a --format without its own --output writes
     "json": "posgrade-results.json",
     "gradescope": "gradescope-results.json",
     "junit": "posgrade-junit.xml",
     "github": None,  # $GITHUB_OUTPUT
     "exercism": "exercism-results.json",
+    "html": "posgrade-report.html",
 }
 OUTPUT_CAP = 500  # Exercism (and GitHub's python grader) keep at most this much of a test's output
 TRUNCATED = "Output was truncated. Please limit to 500 chars"
@@ -162,7 +164,7 @@ def to_json(result):
 _CASE_SCHEMA = {
     "type": "object",
     "required": ["id", "exercise", "name", "title", "params", "device", "points", "score", "status", "message",
-                 "kind", "seconds", "private"],
+                 "kind", "seconds", "private", "mistake"],
     "properties": {
         "id": {"type": "string", "description": "exercise::function[params], unique in a run"},
         "exercise": {"type": "string"},
@@ -178,17 +180,24 @@ _CASE_SCHEMA = {
                           "output", "internal"]},
         "seconds": {"type": "number", "minimum": 0},
         "private": {"type": "boolean", "description": "an instructor's case from --cases"},
+        "mistake": {"type": "string", "description": "the known mistake the output matched; empty if none"},
+        "figure": {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["what", "expected", "got"],
+            "properties": {"what": {"type": "string"},
+                           "expected": {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}},
+                           "got": {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}},
+        }], "description": "2-D slices of the expected and the learner's output (with --html only)"},
     },
 }
 
 RESULT_JSON_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "posgrade result, schema 2 (posgrade check --format json)",
+    "title": "posgrade result, schema 3 (posgrade check --format json)",
     "type": "object",
     "required": ["schema", "workspace", "seed", "devices", "exercises", "started", "seconds", "versions", "notes",
                  "error", "score", "max_score", "passed", "status"],
     "properties": {
-        "schema": {"const": 2},
+        "schema": {"const": 3},
         "workspace": {"type": "string"},
         "seed": {"type": "integer", "minimum": 0},
         "devices": {"type": "array", "items": {"enum": ["cpu", "cuda"]}},
@@ -499,7 +508,7 @@ def _atomic_write(path, text):
 
 
 def render(fmt, result, visibility=None):
-    """The text of a file format (json, gradescope, junit, exercism)."""
+    """The text of a file format (json, gradescope, junit, exercism, html)."""
     if fmt == "json":
         return to_json(result)
     if fmt == "gradescope":
@@ -508,6 +517,10 @@ def render(fmt, result, visibility=None):
         return to_junit(result)
     if fmt == "exercism":
         return json.dumps(to_exercism(result), indent=2) + "\n"
+    if fmt == "html":
+        from posgrade import htmlreport
+
+        return htmlreport.render(result)
     raise ValueError(f"{fmt} is not a file format")
 
 

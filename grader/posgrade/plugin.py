@@ -25,7 +25,7 @@ import torch
 
 import posgrade
 from posgrade import catalog, runner
-from posgrade.compare import CaseFailure
+from posgrade.compare import CaseFailure, figure_slices
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
 CASES_DIR = Path(__file__).parent / "cases"
@@ -102,6 +102,10 @@ class GradingPlugin:
         return torch.Generator().manual_seed(seed)
 
     # -- outcomes ---------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item):
+        for learner in self._learners.values():
+            learner._log.clear()
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {report.longreprtext[-1500:]}")
@@ -130,8 +134,29 @@ class GradingPlugin:
         elif report.failed and case.status != "failed":
             case.status = "failed"
             case.kind, case.message = _explain(call.excinfo)
+            figure = getattr(call.excinfo.value, "figure", None) if call.excinfo else None
+            if figure is not None and self.request.figures:
+                case.figure = figure_slices(*figure)
+            if case.kind == "wrong" and exercise in self._learners:
+                self._name_mistake(case, self._learners[exercise]._log)
         if call.when == "teardown" and case.status == "passed":
             case.score = case.points
+
+
+    def _name_mistake(self, case, calls):
+        """Name the known mistake the failed case's calls match, if one does (posgrade.mistakes)."""
+        from posgrade import mistakes
+
+        try:
+            found = mistakes.diagnose(case.exercise, calls, runner.Reference(case.exercise)._module)
+        except Exception as err:  # a diagnosis must never cost the learner a verdict
+            found = None
+            case.message += f"\n(no diagnosis: {type(err).__name__}: {err})"
+        if found is None:
+            return
+        case.mistake = found.name
+        lines = [ln for ln in case.message.splitlines() if not ln.startswith("looks like:")]
+        case.message = "\n".join(lines[:1] + found.line().splitlines() + lines[1:])
 
 
 def _skip_reason(report):

@@ -19,7 +19,9 @@ def failure_groups(result, limit):
     for ex in result.exercises:
         seen = {}
         for case in ex.failures:
-            key = case.message.splitlines()[0] if case.kind != "wrong" else case.id
+            # the same named mistake, or the same non-value failure, is told once
+            key = (f"mistake:{case.mistake}" if case.mistake else
+                   case.message.splitlines()[0] if case.kind != "wrong" else case.id)
             if key in seen:
                 seen[key]["others"] += 1
                 continue

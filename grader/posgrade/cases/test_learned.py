@@ -67,12 +67,21 @@ def test_parameters(learner):
     assert_equal(facts["state_dict"], ["weight"], "state_dict()'s keys")
 
 
+def weight_of(out):
+    """The `weight` entry of a probe's state_dict, or a failure that says it is missing."""
+    state = out["state_dict"]
+    if "weight" not in state:
+        fail(f"the module's state_dict() has {sorted(state) or 'no entries'}, expected `weight` (the table as "
+             "self.weight = nn.Parameter(...), not inside a submodule such as nn.Embedding)")
+    return state["weight"]
+
+
 @points(2)
 @pytest.mark.parametrize("init_std", [0.02, 0.5])
 def test_init_std(learner, init_std):
     """weight starts from N(0, init_std)"""
-    w = run_module(learner, "cpu", torch.zeros(1, 1, 64), max_len=1024, init_std=init_std,
-                   return_state=True)["state_dict"]["weight"]
+    w = weight_of(run_module(learner, "cpu", torch.zeros(1, 1, 64), max_len=1024, init_std=init_std,
+                             return_state=True))
     n = w.numel()
     mean, std = float(w.double().mean()), float(w.double().std())
     # 65536 draws: the sample mean is within 5 standard errors, the sample std within 2%
@@ -89,7 +98,7 @@ def test_no_padding_row(learner, gen):
     """position 0 is a real position: its row is initialised and trained"""
     x = torch.zeros(1, 3, 16)
     out = run_module(learner, "cpu", x, max_len=8, init_std=1.0, return_state=True)
-    if out["state_dict"]["weight"][0].abs().sum() == 0:
+    if weight_of(out)[0].abs().sum() == 0:
         fail("row 0 of weight is all zeros, as with padding_idx=0; positions are not padding")
     g = randn(gen, 1, 3, 16)
     grads = run_module(learner, "cpu", x, max_len=8, grad_output=g)["param_grads"]
