@@ -162,7 +162,7 @@ def test_check_names_a_wrong_implementation(tmp_path):
     ws = make_workspace(tmp_path / "ws", {"sinusoidal": WRONG / "sinusoidal" / "sin_cos_swapped.py"})
     p = posgrade("check", "sinusoidal", "--workspace", str(ws), "--seed", "2", "--verbose")
     assert p.returncode == 1
-    assert "even columns hold sin, odd columns cos" in p.stdout and "max abs error" in p.stdout
+    assert "looks like: sin and cos swapped" in p.stdout and "max abs error" in p.stdout
     assert "Reproduce: posgrade check sinusoidal" in p.stdout and "--seed 2" in p.stdout
 
 
@@ -189,3 +189,28 @@ def test_cuda_without_a_gpu_is_a_usage_error():
         pytest.skip("this machine has a CUDA device; the error only exists without one")
     p = posgrade("check", "batches", "--device", "cuda", "--workspace", "solutions")
     assert p.returncode == 2 and "needs a CUDA device" in p.stderr, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("made,words", [
+    (0, "was made by posgrade 0.0.9 (workspace format 0); this posgrade"),
+    (99, "newer than this posgrade"),
+])
+@pytest.mark.parametrize("command", ["check", "watch"])
+def test_workspace_of_another_kit_version_is_a_usage_error(tmp_path, made, words, command):
+    """A workspace made for another exercise interface is refused before grading, in one line."""
+    ws = make_workspace(tmp_path / "ws")
+    (ws / ".posgrade").mkdir()
+    (ws / ".posgrade" / "state.json").write_text(json.dumps(
+        {"kit_version": "0.0.9" if made == 0 else "9.0", "workspace_format": made, "exercises": {}}))
+    before = snapshot(ws)
+    r = run(command, "sinusoidal", "--workspace", str(ws))
+    assert r.exit_code == 2, r.output
+    assert words in r.output and len(r.output.strip().splitlines()) == 1
+    assert ("posgrade init NEWDIR" in r.output) == (made == 0)
+    assert snapshot(ws) == before
+
+
+def test_workspace_from_this_version_records_its_format(tmp_path):
+    assert run("init", str(tmp_path / "w")).exit_code == 0
+    data = json.loads((tmp_path / "w" / ".posgrade" / "state.json").read_text())
+    assert data["workspace_format"] == state.WORKSPACE_FORMAT and data["kit_version"]

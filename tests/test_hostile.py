@@ -52,6 +52,34 @@ def test_non_tensor_result_is_explained(tmp_path):
                                for c in table_cases), [c.message for c in table_cases]
 
 
+def test_result_on_another_device_is_explained(tmp_path):
+    """Right values on the wrong device fail with a message that says to follow the input's device."""
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "wrong_device.py"})
+    before = snapshot(ws)
+    (ex,) = grade(ws, ["sinusoidal"], seed=3, seconds=5.0).exercises
+    table_cases = [c for c in ex.cases if c.name == "test_table_values"]
+    assert table_cases and all(c.status == "failed" and c.kind == "wrong" for c in table_cases)
+    assert all("returned a tensor on meta, expected it on cpu" in c.message and "x.device" in c.message
+               for c in table_cases), table_cases[0].message
+    module_cases = [c for c in ex.cases if c.name == "test_forward_values" and c.status != "skipped"]
+    assert module_cases and all("SinusoidalPositionalEncoding returned a tensor on meta" in c.message
+                                for c in module_cases), module_cases[0].message
+    assert ex.score < ex.points / 2 and not any(c.kind == "internal" for c in ex.failures)
+    assert snapshot(ws) == before
+
+
+def test_torchs_own_not_implemented_error_is_not_a_stub(tmp_path):
+    """NotImplementedError raised inside torch (not by the stub's `raise`) is an ordinary error."""
+    code = "import torch\n\ndef sinusoidal_table(max_len, d_model, base=10000.0):\n" \
+           "    return torch.zeros(max_len, d_model, device='meta').cpu()\n"
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": code})
+    (ex,) = grade(ws, ["sinusoidal"], seed=3).exercises
+    table = [c for c in ex.cases if c.name == "test_table_values"]
+    assert table and all(c.kind == "exception" for c in table)
+    assert all(c.message.startswith("NotImplementedError in sinusoidal_table(): Cannot copy out of meta")
+               for c in table), table[0].message
+
+
 def test_import_error_is_reported_once_per_case_not_retried(tmp_path):
     ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "raise_at_import.py"})
     result = grade(ws, ["sinusoidal"], seed=3)

@@ -125,11 +125,13 @@ class _PairedOptions(click.Command):
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
               help="Seed of the random inputs (default: a new one, printed in the report).")
 @click.option("--json", "json_path", metavar="PATH", default=None, help="Also write the results as JSON to PATH.")
+@click.option("--html", "html_path", metavar="PATH", default=None,
+              help="Also write a self-contained HTML report with heatmaps of mismatched outputs to PATH.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds one call of your code may take.")
 @click.option("--verbose", "-v", is_flag=True, help="Explain every failure, not only the first ones.")
 @click.option("--format", "formats_", multiple=True, type=click.Choice(formats.FORMATS), metavar="FORMAT",
-              help="Also write the results as FORMAT: json, gradescope, junit, github or exercism. Repeat it "
+              help="Also write the results as FORMAT: json, gradescope, junit, github, exercism or html. Repeat it "
                    "for several; each writes to the --output that follows it, else to its default place.")
 @click.option("--output", "outputs", multiple=True, metavar="PATH",
               help="Where the --format just before it writes.")
@@ -145,11 +147,11 @@ class _PairedOptions(click.Command):
 @click.option("--no-save", is_flag=True,
               help="Do not record progress in the workspace's .posgrade/ (when grading someone else's work).")
 @workspace_option
-def check(names, all_, device, seed, json_path, timeout, verbose, formats_, outputs, min_score, cases_path,
-          visibility_path, allow_missing, no_save, workspace):
+def check(names, all_, device, seed, json_path, html_path, timeout, verbose, formats_, outputs, min_score,
+          cases_path, visibility_path, allow_missing, no_save, workspace):
     """Grade NAMES (default: the first exercise not yet passed)."""
     order = click.get_current_context().meta.get("posgrade.order", ["formats_"] * len(formats_))
-    targets = _output_targets(formats_, outputs, json_path, order)
+    targets = _output_targets(formats_, outputs, json_path, order, html_path)
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY") or None
     plan = {"names": [n for n in names if n in catalog.names()] or (catalog.names() if all_ else []),
             "workspace": workspace or "", "seed": seed or 0, "visibility": None}
@@ -211,6 +213,10 @@ def _check(plan, names, all_, device, seed, timeout, cases_path, visibility_path
     ws = _workspace(workspace)
     plan["workspace"] = str(ws)
     progress = state.Progress(ws)
+    try:
+        progress.check_format()
+    except state.WorkspaceError as err:
+        raise UsageFailure(str(err)) from None
     if all_:
         names = catalog.names()
     elif not names:
@@ -237,7 +243,8 @@ def _check(plan, names, all_, device, seed, timeout, cases_path, visibility_path
     result = None
     try:
         with stopped:
-            result = runner.grade(runner.GradeRequest(str(ws), names, seed, device, extra_cases=extra), worker)
+            result = runner.grade(runner.GradeRequest(str(ws), names, seed, device, extra_cases=extra,
+                                                      figures=any(fmt == "html" for fmt, _ in targets)), worker)
     except ValueError as err:
         raise UsageFailure(str(err)) from None
     except KeyboardInterrupt:
@@ -296,10 +303,10 @@ class _StopSignals:
         return False
 
 
-def _output_targets(fmts, outputs, json_path, order):
+def _output_targets(fmts, outputs, json_path, order, html_path=None):
     """[(format, path)]: each --output belongs to the --format just before it on the command
     line; a --format without one writes to its default place; --json PATH is --format json
-    --output PATH."""
+    --output PATH, --html PATH is --format html --output PATH."""
     pairs, fi, oi = [], 0, 0
     for name in order:
         if name == "formats_":
@@ -325,13 +332,16 @@ def _output_targets(fmts, outputs, json_path, order):
         targets.append((fmt, path))
     if json_path:
         targets.append(("json", json_path))
+    if html_path:
+        targets.append(("html", html_path))
     seen = {}
     for fmt, path in targets:
         key = Path(path).expanduser().resolve()
         if key in seen:
             raise UsageFailure(f"--format {seen[key]} and --format {fmt} would both write {path}")
         seen[key] = fmt
-        _check_writable(path, "--json" if (fmt, path) == ("json", json_path) else f"--format {fmt}")
+        own = {("json", json_path): "--json", ("html", html_path): "--html"}
+        _check_writable(path, own.get((fmt, path), f"--format {fmt}"))
     return targets
 
 
@@ -454,6 +464,51 @@ def reset(name, workspace):
         click.echo(f"Backed up your {ex.file} to {backup}")
     shutil.copyfile(state.kit_dir("exercises") / ex.file, target)
     click.echo(f"{target} is a fresh stub again.")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Grade every exercise on each save.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "all"]), default="cpu", show_default=True,
+              help="Where to run the cases (cpu keeps each re-grade quick).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+              help="Random seed of the cases, kept for the whole session (default: random).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds one call of your code may take.")
+@click.option("--interval", type=click.FloatRange(min=0.05, max=10), default=0.3, show_default=True,
+              help="Seconds between looks at the workspace's files.")
+@click.option("--no-save", is_flag=True, help="Do not record progress in the workspace's .posgrade/.")
+@workspace_option
+def watch(names, all_, device, seed, timeout, interval, no_save, workspace):
+    """Re-grade NAMES each time a workspace file is saved, showing what changed; Ctrl-C stops.
+
+    Without NAMES it grades the first exercise not yet passed, and moves on when it passes."""
+    from posgrade import watch as watch_mod
+
+    if names and all_:
+        raise UsageFailure("give exercise names or --all, not both")
+    for name in names:
+        _exercise(name)
+    ws = _workspace(workspace)
+    try:
+        state.Progress(ws).check_format()
+    except state.WorkspaceError as err:
+        raise UsageFailure(str(err)) from None
+    missing = [catalog.get(n).file for n in names or catalog.names() if not (ws / catalog.get(n).file).exists()]
+    if missing:
+        raise UsageFailure(f"{ws} has no {', '.join(missing)}; `posgrade init {ws}` adds the missing stubs "
+                           "and keeps your files")
+    try:
+        from posgrade import plugin
+
+        plugin.resolve_devices(device)
+    except ValueError as err:
+        raise UsageFailure(str(err)) from None
+    unicode = (getattr(sys.stdout, "encoding", "") or "").lower().startswith("utf")
+    session = watch_mod.Session(ws, catalog.names() if all_ else list(dict.fromkeys(names)),
+                                watch_mod.default_seed() if seed is None else seed, device, timeout, interval,
+                                save=not no_save, unicode=unicode)
+    watch_mod.run(session, lambda text: click.echo(text, nl=False))
 
 
 @main.command("grade-batch")

@@ -88,6 +88,19 @@ class Worker:
             shutil.copyfile(src, code / src.name)
         return code, run
 
+    def refresh(self):
+        """Copy the workspace's files afresh into a worker that has run nothing yet (posgrade watch
+        keeps one started, torch imported, and hands it the files as saved when they change)."""
+        if self.proc is None or self.requests:
+            raise RuntimeError("refresh() needs a started worker that has not run learner code")
+        code = Path(self._copy.name) / "workspace"
+        current = {p.name for p in Path(self.workspace).glob("*.py")}
+        for old in code.glob("*.py"):
+            if old.name not in current:
+                old.unlink()
+        for name in current:
+            shutil.copyfile(Path(self.workspace) / name, code / name)
+
     def start(self):
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
@@ -118,6 +131,7 @@ class Worker:
         self._ready = False
         self._baseline_rss = None
         self.started += 1
+        self.requests = 0  # requests sent to this process
 
     def stop(self):
         if self.proc is None:
@@ -255,6 +269,7 @@ class Worker:
         from posgrade import wire
 
         self._wait_ready()
+        self.requests += 1
         deadline = time.monotonic() + self.limits.seconds
         try:
             self._write(wire.dumps(msg), deadline, what)
@@ -290,6 +305,7 @@ class Learner:
         self._import_error = None
         self._stops = []  # LearnerErrors that stopped the worker (time-outs, crashes)
         self._imported_by = None  # the worker start count in which the module was imported
+        self._log = []  # mistakes.Call for each call of the current case (plugin.py clears it)
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -298,8 +314,8 @@ class Learner:
 
     def probe(self, probe, **kwargs):
         target = kwargs.get("cls", probe)  # name what the learner wrote, not the probe
-        return self._send({"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs},
-                          f"in {target}")
+        return self._logged("probe", probe, (), kwargs, lambda: self._send(
+            {"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs}, f"in {target}"))
 
     def speed(self, repeat=2, **target):
         """(learner seconds, reference seconds) for `repeat` runs of target (see
@@ -324,8 +340,24 @@ class Learner:
         return best["learner"], best["reference"]
 
     def _call(self, name, args, kwargs):
-        return self._send({"op": "call", "module": self._exercise, "attr": name,
-                           "args": list(args), "kwargs": kwargs}, f"in {name}()")
+        return self._logged("call", name, args, kwargs, lambda: self._send(
+            {"op": "call", "module": self._exercise, "attr": name, "args": list(args), "kwargs": kwargs},
+            f"in {name}()"))
+
+    def _logged(self, op, name, args, kwargs, send):
+        """send(), recording the call and its outcome for posgrade.mistakes.diagnose."""
+        from posgrade.mistakes import Call
+
+        call = Call(op, name, tuple(args), dict(kwargs))
+        try:
+            call.value = send()
+        except LearnerError as err:
+            if err.kind == "exception" and err.exc_type:
+                call.error = err.exc_type
+                self._log.append(call)
+            raise
+        self._log.append(call)
+        return call.value
 
     def _send(self, msg, what):
         from posgrade import wire
@@ -351,7 +383,9 @@ class Learner:
                 names = ", ".join(f"argument {m + 1}" if isinstance(m, int) else f"`{m}`" for m in mutated)
                 raise LearnerError("exception", f"{what.removeprefix('in ').strip()} modified its input "
                                    f"({names}) in place; return a new tensor instead")
-            return wire.decode(reply.get("value"))
+            value = wire.decode(reply.get("value"))
+            _check_devices(msg, value, what)
+            return value
         raise self._error(reply, what)
 
     def _imported(self):
@@ -389,7 +423,7 @@ class Learner:
         if etype == "MemoryError" or "can't allocate memory" in message:
             return LearnerError("memory", f"your code ran out of memory {what} (the limit is "
                                 f"{self._worker.limits.memory_mb} MB): {message[:200]}", "", output, etype)
-        if etype == "NotImplementedError":
+        if etype == "NotImplementedError" and err.get("own", True):  # a stub's raise, not one of torch's
             source = err.get("file", "")
             if source and source != f"{self._exercise}.py":  # e.g. attention.py calling a stub rope.py
                 return LearnerError("not-implemented", f"not implemented yet: {what.removeprefix('in ')} uses "
@@ -405,6 +439,41 @@ class Learner:
                 detail += ("\nhint: does your code ask for CUDA itself (a hard-coded .cuda() or device="
                            "'cuda')? Create tensors on the input's device instead (x.device).")
         return LearnerError("exception", f"{etype} {what}: {message}", detail.strip("\n"), output, etype)
+
+
+def _tensors(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
+def _check_devices(msg, value, what):
+    """A result must be on the device of the call's tensors (or its `device=` argument; the CPU when
+    it has neither), before any case does arithmetic on it: a case comparing a meta or CUDA tensor
+    with a CPU one would otherwise end in a confusing error of the grader's own."""
+    import torch
+
+    from posgrade import wire
+    from posgrade.compare import fail
+
+    args, kwargs = wire.decode(msg.get("args", [])), wire.decode(msg.get("kwargs", {}))
+    expected = {t.device.type for t in _tensors([args, kwargs])}
+    device = kwargs.get("device")
+    if device is not None:
+        expected.add(torch.device(device).type)
+    expected = expected or {"cpu"}
+    for t in _tensors(value):
+        if t.device.type not in expected:
+            want = " or ".join(sorted(expected))
+            fail(f"{what.removeprefix('in ').strip()} returned a tensor on {t.device}, expected it on {want}: "
+                 f"create tensors on the input's device (x.device), not a fixed one")
 
 
 class Reference:
@@ -435,6 +504,7 @@ class GradeRequest:
     seed: int = 0
     device: str = "auto"  # cpu | cuda | all | auto
     extra_cases: list = field(default_factory=list)  # more case files to run (instructor cases)
+    figures: bool = False  # keep 2-D slices of mismatched outputs (CaseResult.figure) for an HTML report
 
 
 def grade(request, worker=None):

@@ -15,6 +15,14 @@ import posgrade
 
 STATE_DIR = ".posgrade"
 
+# The workspace format: bumped when the exercise files' interface (the names and signatures the
+# grader calls, DESIGN.md) changes, so a workspace made for another interface is refused with an
+# explanation instead of failing every case. `posgrade init` records it in .posgrade/state.json.
+WORKSPACE_FORMAT = 1
+FORMAT_CHANGES = {  # format -> what changed in it, for the message to a learner with an older workspace
+    1: "the seven exercises of posgrade 0.1 (batches, sinusoidal, learned, relative, rope, attention, alibi)",
+}
+
 
 class WorkspaceError(Exception):
     """A workspace problem the CLI reports as a usage error (exit code 2)."""
@@ -53,12 +61,29 @@ class Progress:
         self.workspace = Path(workspace)
         self.read_only = is_kit_dir(workspace)
         self.path = self.workspace / STATE_DIR / "state.json"
-        self.data = {"kit_version": posgrade.__version__, "exercises": {}}
+        self.data = {"kit_version": posgrade.__version__, "workspace_format": WORKSPACE_FORMAT, "exercises": {}}
         if self.path.exists():
             try:
                 self.data = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 pass  # a broken state file only loses progress, never blocks grading
+
+    def check_format(self):
+        """WorkspaceError when the workspace was made for another exercise interface (see
+        WORKSPACE_FORMAT). A workspace without the key predates it: format 1."""
+        made = self.data.get("workspace_format", 1)
+        by = self.data.get("kit_version", "an unknown version")
+        if not isinstance(made, int) or made == WORKSPACE_FORMAT:
+            return
+        if made > WORKSPACE_FORMAT:
+            raise WorkspaceError(
+                f"{self.workspace} was made by posgrade {by} (workspace format {made}), newer than this posgrade "
+                f"{posgrade.__version__} (format {WORKSPACE_FORMAT}); upgrade posgrade (pip install -U posgrade)")
+        changes = "; ".join(FORMAT_CHANGES[f] for f in range(made + 1, WORKSPACE_FORMAT + 1) if f in FORMAT_CHANGES)
+        raise WorkspaceError(
+            f"{self.workspace} was made by posgrade {by} (workspace format {made}); this posgrade "
+            f"{posgrade.__version__} uses format {WORKSPACE_FORMAT} ({changes}): start a new workspace with "
+            f"`posgrade init NEWDIR` and copy your code across (this one is left as it is)")
 
     def of(self, name):
         return self.data.setdefault("exercises", {}).setdefault(

@@ -117,7 +117,8 @@ def _workspace_package(workspace):
 
 def _error(exc, where, workspace):
     """An exception as plain text, with only the frames of learner files in the traceback."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(workspace)]
+    every = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in every if f.filename.startswith(workspace)]
     lines = []
     for f in frames[-6:]:
         lines.append(f'  {os.path.relpath(f.filename, workspace)}, line {f.lineno}, in {f.name}')
@@ -135,6 +136,9 @@ def _error(exc, where, workspace):
         "where": where,
         "file": os.path.basename(frames[-1].filename) if frames else "",  # the learner file that raised
         "function": frames[-1].name if frames else "",
+        # raised by a `raise` statement of the learner's own (a stub), not by torch or another library
+        "own": bool(every) and every[-1].filename.startswith(workspace)
+        and (every[-1].line or "").lstrip().startswith("raise"),
         "type": type(exc).__name__,
         "message": message[:2000],
         "traceback": "\n".join(lines),
