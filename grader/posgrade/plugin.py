@@ -210,6 +210,10 @@ def run_cases(request, worker):
         "-c", str(CASES_DIR / "pytest.ini"), "--rootdir", str(CASES_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",
         "--capture=no", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        # cases explain failures with CaseFailure, never a bare assert: no assertion rewriting (it
+        # recompiles every case file on each run), and none of the plugins a grading run has no use for
+        "--assert=plain", "-p", "no:doctest", "-p", "no:pastebin", "-p", "no:junitxml", "-p", "no:logging",
+        "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:faulthandler",
     ]
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
