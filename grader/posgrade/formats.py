@@ -161,6 +161,8 @@ def to_json(result):
     return json.dumps(d, indent=2) + "\n"
 
 
+_GRID = {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}  # rows of cells
+
 _CASE_SCHEMA = {
     "type": "object",
     "required": ["id", "exercise", "name", "title", "params", "device", "points", "score", "status", "message",
@@ -184,8 +186,7 @@ _CASE_SCHEMA = {
         "figure": {"oneOf": [{"type": "null"}, {
             "type": "object", "required": ["what", "expected", "got"],
             "properties": {"what": {"type": "string"},
-                           "expected": {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}},
-                           "got": {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}},
+                           "expected": _GRID, "got": _GRID},
         }], "description": "2-D slices of the expected and the learner's output (with --html only)"},
     },
 }

@@ -73,7 +73,8 @@ def changes(before, after, ok="✓", bad="✗"):
         if prev is None:
             continue
         fixed = [c for c in ex.cases if c.status == "passed" and old.get(c.id) and old[c.id].status == "failed"]
-        broke = [c for c in ex.cases if c.status == "failed" and (old.get(c.id) is None or old[c.id].status != "failed")]
+        broke = [c for c in ex.cases
+                 if c.status == "failed" and (old.get(c.id) is None or old[c.id].status != "failed")]
         other = [c for c in ex.cases if c.status == "failed" and c not in broke
                  and c.message.splitlines()[:1] != old[c.id].message.splitlines()[:1]]
         if prev.score != ex.score:
