@@ -1,3 +1,3 @@
-from posgrade.cli import main
+from posgrade.cli import run
 
-main()
+run()

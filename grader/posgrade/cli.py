@@ -50,6 +50,24 @@ def main():
     """
 
 
+def run():
+    """The console script: main(), then, once torch is loaded, an exit that skips the interpreter's
+    teardown of torch's objects (0.7 s after a grading run, measured; everything is written and
+    every worker stopped before main() returns)."""
+    try:
+        main()
+    except SystemExit as done:
+        if "torch" not in sys.modules:
+            raise
+        code = done.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+
+
 @main.command()
 @click.argument("directory", default="exercises", required=False)
 def init(directory):
