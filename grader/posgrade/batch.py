@@ -469,11 +469,9 @@ def describe_mistakes(stats, results_dir):
 
 
 def class_html(rows, exercises, stats, meta):
-    import jinja2
+    from posgrade.report import environment
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("class.html.j2").render(rows=rows, exercises=exercises, stats=stats, meta=meta,
+    return environment(autoescape=True).get_template("class.html.j2").render(rows=rows, exercises=exercises, stats=stats, meta=meta,
                                                     peak=max([b["count"] for b in stats["distribution"]] + [1]))
 
 

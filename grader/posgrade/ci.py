@@ -68,11 +68,9 @@ class CIOptions:
 
 
 def _env():
-    import jinja2
+    from posgrade.report import environment
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
-                              undefined=jinja2.StrictUndefined)
+    return environment(strict=True)
 
 
 def _constraints(opts):

@@ -440,10 +440,9 @@ def _fence(text):
 
 
 def _template_env():
-    import jinja2
+    from posgrade.report import environment
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env = environment()
     env.filters["md"] = _md
     env.filters["fence"] = _fence
     return env

@@ -14,7 +14,6 @@ import base64
 import datetime
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -141,14 +140,6 @@ def heatmaps(case):
 
 # -- the page ---------------------------------------------------------------------------------
 
-def _env():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                              autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              undefined=jinja2.StrictUndefined)
-
-
 def _failure(case):
     from posgrade.formats import split_output
 
@@ -169,9 +160,10 @@ def _exercise(ex):
 def render(result):
     """The report page of result, a RunResult, as one self-contained HTML document."""
     from posgrade import formats
+    from posgrade.report import environment
 
     made = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return _env().get_template("report.html.j2").render(
+    return environment(autoescape=True, strict=True).get_template("report.html.j2").render(
         r=result, summary=formats.summary(result), reveal_notes=formats.reveal_notes(result),
         exercises=[_exercise(ex) for ex in result.exercises], started=result.started or made,
         legend=legend_bar(), nan_colour="rgb(%d, %d, %d)" % NAN_COLOUR,

@@ -3,14 +3,22 @@
 Text layouts live in templates/ (jinja2), so the wording can change without touching code.
 """
 
+import functools
 import json
 from pathlib import Path
 
 import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
-                          lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=None)
+def environment(autoescape=False, strict=False):
+    """The jinja2 environment every reporter renders templates/ with: HTML pages autoescaped,
+    and strict (an undefined name is an error) where a template must not render a blank."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape,
+                              undefined=jinja2.StrictUndefined if strict else jinja2.Undefined)
 
 
 def failure_groups(result, limit):
@@ -33,7 +41,7 @@ def failure_groups(result, limit):
 def terminal(result, verbose=False, unicode=True, command="posgrade check"):
     """The short report: a line per exercise, then the first failures explained."""
     shown, total = failure_groups(result, None if verbose else 3)
-    return _env.get_template("terminal.txt.j2").render(
+    return environment().get_template("terminal.txt.j2").render(
         r=result, shown=shown, hidden=total - len(shown), verbose=verbose,
         ok="✓" if unicode else "ok", bad="✗" if unicode else "X", command=command,
         width=max([len(e.name) for e in result.exercises] + [8]),
