@@ -35,6 +35,37 @@ def _exercise(name):
         raise UsageFailure(err.args[0]) from None
 
 
+def _names(names, all_):
+    """Validate exercise names given on the command line (against --all and the catalog)."""
+    if names and all_:
+        raise UsageFailure("give exercise names or --all, not both")
+    for name in names:
+        _exercise(name)
+
+
+def _open_workspace(workspace):
+    """(workspace path, its Progress), refusing a workspace made for another exercise interface."""
+    ws = _workspace(workspace)
+    progress = state.Progress(ws)
+    try:
+        progress.check_format()
+    except state.WorkspaceError as err:
+        raise UsageFailure(str(err)) from None
+    return ws, progress
+
+
+def _require_files(ws, names, progress):
+    missing = [catalog.get(n).file for n in names if not (ws / catalog.get(n).file).exists()]
+    if missing:
+        made_by = progress.data.get("kit_version", "an older posgrade")
+        raise UsageFailure(f"{ws} has no {', '.join(missing)} (the workspace was made by posgrade {made_by}); "
+                           f"`posgrade init {ws}` adds the missing stubs and keeps your files")
+
+
+def _unicode():
+    return (getattr(sys.stdout, "encoding", "") or "").lower().startswith("utf")
+
+
 workspace_option = click.option(
     "--workspace", "-w", metavar="DIR", default=None,
     help="The folder of exercise files (default: $POSGRADE_WORKSPACE, else ./exercises). "
@@ -191,10 +222,9 @@ def check(names, all_, device, seed, json_path, html_path, timeout, verbose, for
         sys.exit(1)
 
     _write_results(targets, result, plan["visibility"], summary_path)
-    unicode = (getattr(sys.stdout, "encoding", "") or "").lower().startswith("utf")
     from posgrade import report
 
-    text = report.terminal(result, verbose=verbose, unicode=unicode, command=rerun)
+    text = report.terminal(result, verbose=verbose, unicode=_unicode(), command=rerun)
     if result.error:
         text += f"\nGrading did not finish: {result.error}\n"
     if pass_mark is not None:
@@ -218,35 +248,19 @@ def _check(plan, names, all_, device, seed, timeout, cases_path, visibility_path
     to write), SIGTERM/SIGINT during grading end the run as an error result, not a crash."""
     from posgrade import instructor
 
-    if names and all_:
-        raise UsageFailure("give exercise names or --all, not both")
-    for name in names:
-        _exercise(name)
+    _names(names, all_)
     try:
         case_files = instructor.load_case_files(cases_path) if cases_path else []
         if visibility_path:
             plan["visibility"] = instructor.load_visibility(visibility_path)
     except instructor.InstructorError as err:
         raise UsageFailure(str(err)) from None
-    ws = _workspace(workspace)
+    ws, progress = _open_workspace(workspace)
     plan["workspace"] = str(ws)
-    progress = state.Progress(ws)
-    try:
-        progress.check_format()
-    except state.WorkspaceError as err:
-        raise UsageFailure(str(err)) from None
-    if all_:
-        names = catalog.names()
-    elif not names:
-        todo = [n for n in catalog.names() if not progress.of(n)["passed"]]
-        names = todo[:1] or catalog.names()
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys(catalog.names() if all_ else names or progress.todo()))
     plan["names"] = names
-    missing = [catalog.get(n).file for n in names if not (ws / catalog.get(n).file).exists()]
-    if missing and not allow_missing:
-        made_by = progress.data.get("kit_version", "an older posgrade")
-        raise UsageFailure(f"{ws} has no {', '.join(missing)} (the workspace was made by posgrade {made_by}); "
-                           f"`posgrade init {ws}` adds the missing stubs and keeps your files")
+    if not allow_missing:
+        _require_files(ws, names, progress)
     if seed is None:
         seed = secrets.randbelow(100000)
     plan["seed"] = seed
@@ -503,29 +517,18 @@ def watch(names, all_, device, seed, timeout, interval, no_save, workspace):
     Without NAMES it grades the first exercise not yet passed, and moves on when it passes."""
     from posgrade import watch as watch_mod
 
-    if names and all_:
-        raise UsageFailure("give exercise names or --all, not both")
-    for name in names:
-        _exercise(name)
-    ws = _workspace(workspace)
-    try:
-        state.Progress(ws).check_format()
-    except state.WorkspaceError as err:
-        raise UsageFailure(str(err)) from None
-    missing = [catalog.get(n).file for n in names or catalog.names() if not (ws / catalog.get(n).file).exists()]
-    if missing:
-        raise UsageFailure(f"{ws} has no {', '.join(missing)}; `posgrade init {ws}` adds the missing stubs "
-                           "and keeps your files")
+    _names(names, all_)
+    ws, progress = _open_workspace(workspace)
+    _require_files(ws, names or catalog.names(), progress)
     try:
         from posgrade import plugin
 
         plugin.resolve_devices(device)
     except ValueError as err:
         raise UsageFailure(str(err)) from None
-    unicode = (getattr(sys.stdout, "encoding", "") or "").lower().startswith("utf")
     session = watch_mod.Session(ws, catalog.names() if all_ else list(dict.fromkeys(names)),
-                                watch_mod.default_seed() if seed is None else seed, device, timeout, interval,
-                                save=not no_save, unicode=unicode)
+                                secrets.randbelow(100000) if seed is None else seed, device, timeout, interval,
+                                save=not no_save, unicode=_unicode())
     watch_mod.run(session, lambda text: click.echo(text, nl=False))
 
 

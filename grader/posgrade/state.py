@@ -85,6 +85,13 @@ class Progress:
             f"{posgrade.__version__} uses format {WORKSPACE_FORMAT} ({changes}): start a new workspace with "
             f"`posgrade init NEWDIR` and copy your code across (this one is left as it is)")
 
+    def todo(self):
+        """[the first exercise not yet passed]; every exercise once all have passed."""
+        from posgrade import catalog
+
+        left = [n for n in catalog.names() if not self.of(n)["passed"]]
+        return left[:1] or catalog.names()
+
     def of(self, name):
         return self.data.setdefault("exercises", {}).setdefault(
             name, {"best": None, "max": None, "passed": False, "hints_shown": 0, "revealed": False,

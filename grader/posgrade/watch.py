@@ -12,13 +12,12 @@ Without exercise names it follows the learner: the first exercise not yet passed
 next one once that passes.
 """
 
-import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from posgrade import catalog, report, runner, state
+from posgrade import report, runner, state
 
 
 @dataclass
@@ -58,9 +57,7 @@ def changed_files(before, after):
 def targets(session):
     if session.names:
         return session.names
-    progress = state.Progress(session.workspace)
-    todo = [n for n in catalog.names() if not progress.of(n)["passed"]]
-    return todo[:1] or catalog.names()
+    return state.Progress(session.workspace).todo()
 
 
 def changes(before, after, ok="✓", bad="✗"):
@@ -176,6 +173,3 @@ def _round(session, worker, files, echo):
             echo(f"{ok} every graded case passes.\n")
     return result
 
-
-def default_seed():
-    return int.from_bytes(os.urandom(4), "little") % 100000
