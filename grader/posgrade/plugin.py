@@ -142,7 +142,6 @@ class GradingPlugin:
         if call.when == "teardown" and case.status == "passed":
             case.score = case.points
 
-
     def _name_mistake(self, case, calls):
         """Name the known mistake the failed case's calls match, if one does (posgrade.mistakes)."""
         from posgrade import mistakes

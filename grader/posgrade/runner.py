@@ -84,22 +84,24 @@ class Worker:
         run = Path(self._copy.name) / "run"
         code.mkdir()
         run.mkdir()
-        for src in Path(self.workspace).glob("*.py"):
-            shutil.copyfile(src, code / src.name)
+        self._sync(code)
         return code, run
 
-    def refresh(self):
-        """Copy the workspace's files afresh into a worker that has run nothing yet (posgrade watch
-        keeps one started, torch imported, and hands it the files as saved when they change)."""
-        if self.proc is None or self.requests:
-            raise RuntimeError("refresh() needs a started worker that has not run learner code")
-        code = Path(self._copy.name) / "workspace"
+    def _sync(self, code):
+        """Make the folder `code` hold exactly the workspace's .py files, as they are now."""
         current = {p.name for p in Path(self.workspace).glob("*.py")}
         for old in code.glob("*.py"):
             if old.name not in current:
                 old.unlink()
         for name in current:
             shutil.copyfile(Path(self.workspace) / name, code / name)
+
+    def refresh(self):
+        """Copy the workspace's files afresh into a worker that has run nothing yet (posgrade watch
+        keeps one started, torch imported, and hands it the files as saved when they change)."""
+        if self.proc is None or self.requests:
+            raise RuntimeError("refresh() needs a started worker that has not run learner code")
+        self._sync(Path(self._copy.name) / "workspace")
 
     def start(self):
         to_worker_r, to_worker_w = os.pipe()
@@ -369,8 +371,8 @@ class Learner:
             raise LearnerError(last.kind, f"not run: your {self._exercise}.py already stopped the worker "
                                f"{len(self._stops)} times (last: {last.summary})")
         self._imported()
-        msg["args"] = wire.encode(msg.get("args", []))
-        msg["kwargs"] = wire.encode(msg.get("kwargs", {}))
+        args, kwargs = msg.get("args", []), msg.get("kwargs", {})
+        msg["args"], msg["kwargs"] = wire.encode(args), wire.encode(kwargs)
         try:
             reply = self._worker.request(msg, what)
         except LearnerError as err:
@@ -384,7 +386,7 @@ class Learner:
                 raise LearnerError("exception", f"{what.removeprefix('in ').strip()} modified its input "
                                    f"({names}) in place; return a new tensor instead")
             value = wire.decode(reply.get("value"))
-            _check_devices(msg, value, what)
+            _check_devices(args, kwargs, value, what)
             return value
         raise self._error(reply, what)
 
@@ -454,16 +456,14 @@ def _tensors(obj):
             yield from _tensors(o)
 
 
-def _check_devices(msg, value, what):
+def _check_devices(args, kwargs, value, what):
     """A result must be on the device of the call's tensors (or its `device=` argument; the CPU when
     it has neither), before any case does arithmetic on it: a case comparing a meta or CUDA tensor
     with a CPU one would otherwise end in a confusing error of the grader's own."""
     import torch
 
-    from posgrade import wire
     from posgrade.compare import fail
 
-    args, kwargs = wire.decode(msg.get("args", [])), wire.decode(msg.get("kwargs", {}))
     expected = {t.device.type for t in _tensors([args, kwargs])}
     device = kwargs.get("device")
     if device is not None:

@@ -20,7 +20,6 @@ matching mistake to the case (CaseResult.mistake) and its explanation and hint t
 import importlib
 import types
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -76,7 +75,9 @@ _MUTANTS = {}
 
 
 def reference_source(exercise):
-    return (Path(importlib.import_module("posgrade.solutions").__file__).parent / f"{exercise}.py").read_text()
+    from posgrade import state
+
+    return (state.kit_dir("solutions") / f"{exercise}.py").read_text()
 
 
 def mutant(exercise, mistake):
