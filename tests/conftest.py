@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from posgrade import catalog, runner, state
+from posgrade.kit import catalog, state
+from posgrade.grading import learner as runner
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = ROOT / "tests" / "wrong"

@@ -13,8 +13,9 @@ import sys
 import pytest
 from conftest import HOSTILE, WRONG, make_workspace, snapshot
 
-from posgrade import batch, catalog
-from posgrade.batch import Row
+from posgrade.classroom import batch
+from posgrade.kit import catalog
+from posgrade.classroom.batch import Row
 
 FULL = catalog.get("sinusoidal").points
 CORRECT = [f"correct{i}" for i in range(5)] + ["=HYPERLINK(1)"]  # a name a spreadsheet would run
@@ -141,7 +142,7 @@ def test_a_submission_over_its_wall_clock_limit_is_stopped_and_others_go_on(tmp_
     make_workspace(tmp_path / "class" / "fine")
     (tmp_path / "private").mkdir()
     (tmp_path / "private" / "test_private_rows.py").write_text(
-        'from posgrade.casekit import points\nfrom posgrade.compare import assert_close\n\nEXERCISE = "sinusoidal"\n\n\n'
+        'from posgrade.grading.casekit import points\nfrom posgrade.diagnosis.compare import assert_close\n\nEXERCISE = "sinusoidal"\n\n\n'
         '@points(2)\ndef test_private_rows(learner, ref):\n    """a private case"""\n'
         '    assert_close(learner.sinusoidal_table(5, 4), ref.sinusoidal_table(5, 4))\n')
     p = posgrade("grade-batch", "class", "-e", "sinusoidal", "--timeout", "60", "--limit", "8",  # a relative path

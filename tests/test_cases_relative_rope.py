@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import WRONG, grade, make_workspace
 
-from posgrade import state
+from posgrade.kit import state
 
 SEEDS = [3, 11]
 
@@ -190,7 +190,7 @@ def test_t5_configs_do_not_hinge_on_float32():
     """The graded T5 configurations give the same buckets with float64 logs: exact comparison is fair."""
     import importlib.util
 
-    from posgrade.cases import test_relative as cases
+    from posgrade.grading.cases import test_relative as cases
     from posgrade.solutions import relative
 
     spec = importlib.util.spec_from_loader("variant", loader=None)

@@ -19,7 +19,8 @@ from conftest import ROOT, WRONG, make_workspace
 from test_formats import GRADESCOPE_SCHEMA, reporter_read, validate
 
 import posgrade
-from posgrade import catalog, ci, instructor
+from posgrade.kit import catalog
+from posgrade.classroom import ci, instructor
 from posgrade.cli import main
 from posgrade.results import RunResult
 

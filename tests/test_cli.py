@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import WRONG, make_workspace, snapshot
 
-from posgrade import catalog, state
+from posgrade.kit import catalog, state
 from posgrade.cli import main
 from posgrade.results import RunResult
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from posgrade.compare import TOLERANCES, CaseFailure, assert_close
-from posgrade.wire import Opaque, encode, decode
+from posgrade.diagnosis.compare import TOLERANCES, CaseFailure, assert_close
+from posgrade.kit.wire import Opaque, encode, decode
 
 
 def explain(got, want, **kw):

@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from conftest import HOSTILE, WRONG, make_workspace
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from posgrade import catalog, formats, instructor, state
+from posgrade.kit import catalog, state
+from posgrade.reporting import formats
+from posgrade.classroom import instructor
 from posgrade.cli import main
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 

@@ -1,4 +1,4 @@
-"""The HTML report (`posgrade check --html PATH`, posgrade.htmlreport): its PNG heatmaps decoded
+"""The HTML report (`posgrade check --html PATH`, posgrade.reporting.html): its PNG heatmaps decoded
 back here with zlib and struct, the page rendered from hand-built results (autoescaping, the
 named mistake, three heatmaps per figure), the real command in a child process on a workspace
 with a wrong sinusoidal.py, and that page rendered by headless Chromium and its screenshot
@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import WRONG, make_workspace
 
-from posgrade import formats, htmlreport
+from posgrade.reporting import formats, html as htmlreport
 from posgrade.cli import main
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 

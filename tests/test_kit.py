@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import grade
 
-from posgrade import catalog, state
+from posgrade.kit import catalog, state
 
-CASES = Path(__import__("posgrade.cases", fromlist=["x"]).__file__).parent
+CASES = Path(__import__("posgrade.grading.cases", fromlist=["x"]).__file__).parent
 
 
 @pytest.fixture(scope="module")

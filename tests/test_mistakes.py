@@ -1,7 +1,7 @@
 """Every real wrong implementation in tests/wrong/<exercise>/ loses points, and fails the case
 named in its docstring ("Caught by: test_..."), so each mistake has a case that teaches it.
 
-Every known mistake of the catalog (posgrade/mistakes/<exercise>.py) has such a file, named
+Every known mistake of the catalog (posgrade/diagnosis/mistakes/<exercise>.py) has such a file, named
 after it, and grading that file names the mistake in the report; grading an unrelated wrong
 answer (tests/unrelated/<exercise>.py: random outputs of the right shape) names none."""
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import ROOT, WRONG, grade, make_workspace
 
-from posgrade import catalog, mistakes
-from posgrade.mistakes import Call
+from posgrade.kit import catalog
+from posgrade.diagnosis import mistakes
+from posgrade.diagnosis.mistakes import Call
 
 UNRELATED = ROOT / "tests" / "unrelated"
 
@@ -126,7 +127,7 @@ def test_agree_is_strict_about_structure():
 
 def test_unfinished_earlier_exercise_is_named(tmp_path):
     """attention composes rope: a stub rope.py is blamed by name, not attention.py."""
-    from posgrade import state
+    from posgrade.kit import state
 
     ws = make_workspace(tmp_path / "ws", {"rope": state.kit_dir("exercises") / "rope.py"})
     result = grade(ws, ["attention"], seed=1)

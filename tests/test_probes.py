@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.functional import scaled_dot_product_attention as renamed_sdpa
 
-from posgrade import probes
+from posgrade.kit import probes
 from posgrade.solutions import attention
 
 POSITIONS = ("none", "sinusoidal", "learned", "relative", "rope", "alibi")

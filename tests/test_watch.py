@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT, WRONG, make_workspace, snapshot
 
-from posgrade import cli, runner, watch
+from posgrade import cli
+from posgrade.grading import learner as runner
+from posgrade.loop import watch
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 import torch
 
-from posgrade import wire
+from posgrade.kit import wire
 
 
 class Sub(torch.Tensor):

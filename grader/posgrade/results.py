@@ -7,10 +7,10 @@ share of its graded case points that passed; skipped cases (no CUDA device) are 
 Schema history: 1 the first; 2 adds CaseResult.private (an instructor's case from
 `--cases`), ExerciseResult.revealed_before_pass (from the workspace's progress file) and
 RunResult.error plus the derived "status" (a run the grader itself could not finish); 3 adds
-CaseResult.mistake (the known mistake the learner's output matched, see posgrade.mistakes)
+CaseResult.mistake (the known mistake the learner's output matched, see posgrade.diagnosis.mistakes)
 and CaseResult.figure (2-D slices of the expected and the learner's output for the HTML
 report, only when one was asked for). from_dict() reads all three.
-posgrade.formats.RESULT_JSON_SCHEMA is the JSON Schema of schema 3.
+posgrade.reporting.formats.RESULT_JSON_SCHEMA is the JSON Schema of schema 3.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -34,7 +34,7 @@ class CaseResult:
     kind: str = ""  # for failures: wrong | not-implemented | exception | import | timeout | crash | memory | output | internal
     seconds: float = 0.0
     private: bool = False  # an instructor's case (from `posgrade check --cases DIR`), not shipped with posgrade
-    mistake: str = ""  # the name of the known mistake the learner's output matched (posgrade.mistakes)
+    mistake: str = ""  # the name of the known mistake the learner's output matched (posgrade.diagnosis.mistakes)
     # for the HTML report, when asked for: {"what": str, "expected": [[float]], "got": [[float]]}, a 2-D
     # slice (at most FIGURE_CELLS a side) of the first value mismatch; None otherwise
     figure: dict = None

@@ -1,1 +1,0 @@
-"""Hidden cases: one pytest file per exercise, run by posgrade.plugin."""

@@ -1,0 +1,133 @@
+"""Known mistakes of exercise 5, attention (see posgrade.diagnosis.mistakes for how each is detected).
+
+Most are edits of the reference: the failed case's calls (functions and module probes) are
+replayed on the edited module. MultiHeadAttention's mutants compose the other reference
+solutions, so they name a mistake in attention.py, never one in the files it imports.
+Using torch's own attention is seen in the torch_ops probe's report, whatever the call.
+"""
+
+from posgrade.diagnosis.mistakes import Mistake
+
+
+def _torch_attention_found(calls):
+    """The torch_ops probe reports torch's own attention (F.scaled_dot_product_attention,
+    nn.MultiheadAttention, ...) reached from the learner's code: names, not values, so no
+    random output can show them."""
+    for call in calls:
+        if call.op == "probe" and call.name == "torch_ops" and not call.error:
+            found = call.value.get("found") if isinstance(call.value, dict) else None
+            if isinstance(found, dict) and found and all(isinstance(n, str) for n in found):
+                return True
+    return False
+
+
+MISTAKES = [
+    Mistake(
+        "uses_torch_sdpa", "torch's own attention called",
+        "scaled_dot_product_attention and MultiHeadAttention must compute attention themselves; yours "
+        "reach torch's own (F.scaled_dot_product_attention or nn.MultiheadAttention)",
+        "Write it out: logits = q @ k.transpose(-2, -1) / sqrt(d), add the bias, fill masked logits with "
+        "-inf, softmax over the keys (dim=-1), zero the rows with no key, then weights @ v.",
+        matches=_torch_attention_found,
+    ),
+    Mistake(
+        "no_scale", "logits not scaled",
+        "the logits should be q·kᵀ / sqrt(d) with d = q.shape[-1]; yours are the raw dot products, so "
+        "the softmax saturates as the head width grows",
+        "Multiply q @ k.transpose(-2, -1) by 1 / math.sqrt(q.shape[-1]) before the bias and the softmax.",
+        edits=(("scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0"),),
+    ),
+    Mistake(
+        "scale_by_d_not_sqrt", "logits divided by d, not sqrt(d)",
+        "the logits should be divided by sqrt(d); yours are divided by d, which flattens the attention",
+        "The scale is 1 / math.sqrt(q.shape[-1]): the square root keeps the logits' variance at 1.",
+        edits=(("scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0 / q.shape[-1]"),),
+    ),
+    Mistake(
+        "softmax_over_queries", "softmax over the queries",
+        "each query's weights should be a softmax over the keys (the last dim); yours normalise each key's "
+        "column over the queries (dim=-2)",
+        "torch.softmax(logits, dim=-1): logits are [..., Lq, Lk] and a query distributes its attention "
+        "over the keys.",
+        edits=(("weights = torch.softmax(logits, dim=-1)", "weights = torch.softmax(logits, dim=-2)"),),
+    ),
+    Mistake(
+        "mask_inverted", "mask read as True = ignore",
+        "a bool mask here means True = may attend; yours hides the keys where it is True "
+        "(nn.MultiheadAttention's convention)",
+        "Keep the logits where mask is True: torch.where(mask, logits, -inf), or "
+        "logits.masked_fill(~mask, -inf).",
+        edits=(("logits = torch.where(mask, logits, float(\"-inf\"))",
+                "logits = torch.where(mask, float(\"-inf\"), logits)"),),
+    ),
+    Mistake(
+        "mask_after_softmax", "mask applied after the softmax",
+        "masked keys should be removed before the softmax, so the allowed keys share all the attention; "
+        "yours zero them after it, and a query's weights sum to less than 1",
+        "Fill the masked logits with -inf before torch.softmax, not the weights after it.",
+        edits=(("logits = torch.where(mask, logits, float(\"-inf\"))", "pass"),
+               ("weights = torch.softmax(logits, dim=-1).masked_fill(dead, 0.0)",
+                "weights = torch.softmax(logits, dim=-1).masked_fill(dead, 0.0)\n"
+                "    if mask is not None:\n"
+                "        weights = torch.where(mask, weights, 0.0)")),
+    ),
+    Mistake(
+        "nan_fully_masked_rows", "NaN for a query with no allowed key",
+        "a query whose keys are all masked should get zero weights and a zero output; yours gets NaN "
+        "(softmax of a row of -inf is 0/0)",
+        "Find the rows that are all -inf, give them finite logits for the softmax, and zero their weights "
+        "afterwards (masked_fill), so neither forward nor backward sees NaN.",
+        edits=(("\n    logits = logits.masked_fill(dead, 0.0)", ""),
+               ("weights = torch.softmax(logits, dim=-1).masked_fill(dead, 0.0)",
+                "weights = torch.softmax(logits, dim=-1)")),
+    ),
+    Mistake(
+        "causal_top_left", "causal mask aligned top-left",
+        "query i of causal_mask(Lq, Lk) sits at position Lk - Lq + i and sees keys j <= Lk - Lq + i; yours "
+        "is tril(ones(Lq, Lk)) (query i at position i, like SDPA's is_causal), wrong with a KV cache",
+        "Align bottom-right: torch.ones(Lq, Lk, dtype=torch.bool).tril(diagonal=Lk - Lq), or compare "
+        "key positions with arange(Lk - Lq, Lk).",
+        edits=(("q_pos = torch.arange(len_k - len_q, len_k, device=device)",
+                "q_pos = torch.arange(len_q, device=device)"),),
+    ),
+    Mistake(
+        "heads_merged_wrong_order", "heads merged in the wrong order",
+        "the heads' outputs [B, H, L, d] should go back to [B, L, H, d] before the reshape to [B, L, D]; "
+        "yours reshapes [B, H, L, d] directly, mixing positions and heads",
+        "Merge with out.transpose(1, 2).reshape(B, L, D), the exact inverse of the split "
+        "view(B, L, H, d).transpose(1, 2).",
+        edits=(("out = out.transpose(1, 2).reshape(B, L, D)", "out = out.reshape(B, L, D)"),),
+    ),
+    Mistake(
+        "causal_dropped_with_mask", "causal mask dropped when a mask is given",
+        "with causal=True and a mask, both should apply (mask AND causal_mask(L, L)); yours uses the mask "
+        "alone, so earlier tokens see later ones",
+        "Combine them: mask = causal_m if mask is None else mask & causal_m.",
+        edits=(("mask = causal_m if mask is None else mask & causal_m",
+                "mask = causal_m if mask is None else mask"),),
+    ),
+    Mistake(
+        "dropout_in_eval", "dropout applied in eval()",
+        "attention dropout should act only in training mode; yours drops weights in eval() too, because "
+        "functional dropout does not look at self.training",
+        "Pass dropout_p = self.dropout if self.training else 0.0 (or use an nn.Dropout submodule).",
+        edits=(("dropout_p = self.dropout if self.training else 0.0", "dropout_p = self.dropout"),),
+    ),
+    Mistake(
+        "rope_on_values", "RoPE applied to v too",
+        "RoPE should rotate only q and k, so that their dot product sees the relative position; yours "
+        "rotates v as well, which moves the content the heads return",
+        "Call apply_rope on q and k after the head split, and leave v as it is.",
+        edits=(("k = apply_rope(k, base=self.rope_base, interleaved=True)",
+                "k = apply_rope(k, base=self.rope_base, interleaved=True)\n"
+                "                v = apply_rope(v, base=self.rope_base, interleaved=True)"),),
+    ),
+    Mistake(
+        "alibi_bias_scaled", "ALiBi bias divided by sqrt(d)",
+        "the ALiBi bias should be added to q·kᵀ / sqrt(d) as it is; yours is divided by sqrt(d) with the "
+        "logits, which weakens every head's slope",
+        "Scale only q·kᵀ, then add alibi_bias(H, L, L) unscaled (pass it as bias=).",
+        edits=(("bias = alibi_bias(H, L, L, device=x.device)",
+                "bias = alibi_bias(H, L, L, device=x.device) / math.sqrt(d)"),),
+    ),
+]

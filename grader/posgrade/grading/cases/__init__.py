@@ -1,0 +1,1 @@
+"""Hidden cases: one pytest file per exercise, run by posgrade.grading.plugin."""

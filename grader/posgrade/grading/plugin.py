@@ -1,0 +1,243 @@
+"""The pytest side of grading: fixtures for the hidden cases, and collecting their outcomes.
+
+A case file (cases/test_<exercise>.py) is plain pytest. It asks for fixtures:
+
+    learner  the learner's module for the file's exercise (runner.Learner: runs in the worker)
+    ref      the reference solution (runner.Reference: runs here)
+    device   "cpu" or "cuda"; a case that asks for it runs once per graded device
+    gen      a torch.Generator seeded from the run's seed and the case's id
+    seed     that seed as an int (for a worker-side Gen)
+
+and marks its worth with @pytest.mark.points(n). Its docstring's first line is its title in
+reports. run_cases() runs pytest in this process with this plugin and returns a RunResult.
+"""
+
+import datetime
+import os
+import platform
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+import posgrade
+from posgrade.kit import catalog
+from posgrade.grading import learner as runner
+from posgrade.diagnosis.compare import CaseFailure, figure_slices
+from posgrade.results import CaseResult, ExerciseResult, RunResult
+
+CASES_DIR = Path(__file__).parent / "cases"
+
+
+def case_seed(seed, case_id):
+    return zlib.crc32(f"{seed}:{case_id}".encode())
+
+
+def exercise_of(module):
+    name = getattr(module, "EXERCISE", None)
+    if name is None:
+        name = Path(module.__file__).stem.removeprefix("test_")
+    return name
+
+
+def resolve_devices(device):
+    """(devices to grade, devices listed as skipped, notes) for --device."""
+    have_cuda = torch.cuda.is_available()
+    if device == "cpu":
+        return ["cpu"], [], []
+    if device in ("cuda", "all") and not have_cuda:
+        raise ValueError(f"--device {device} needs a CUDA device, and torch sees none "
+                         f"(torch {torch.__version__}); use --device cpu or auto")
+    if device == "cuda":
+        return ["cuda"], [], []
+    if device == "all" or have_cuda:
+        return ["cpu", "cuda"], [], []
+    if device == "auto":
+        return ["cpu"], ["cuda"], ["cuda: no CUDA device, CUDA cases skipped"]
+    raise ValueError(f"--device must be one of cpu, cuda, all, auto; got {device!r}")
+
+
+class GradingPlugin:
+    def __init__(self, request, worker, devices, skipped):
+        self.request = request
+        self.worker = worker
+        self.devices = devices
+        self.skipped = skipped
+        self.cases = {}  # id -> CaseResult, in run order
+        self.collect_errors = []
+        self._learners = {}
+
+    def pytest_configure(self, config):
+        # pytest's default failure report parses the source of every frame (~0.3 s a failure);
+        # the report reads only our own explanation, so the cheap native traceback will do
+        config.option.tbstyle = "native"
+
+    # -- fixtures ---------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc):
+        if "device" in metafunc.fixturenames:
+            params = [pytest.param(d, id=d) for d in self.devices]
+            params += [pytest.param(d, id=d, marks=pytest.mark.skip(reason="no CUDA device"))
+                       for d in self.skipped]
+            metafunc.parametrize("device", params)
+
+    @pytest.fixture
+    def learner(self, request):
+        name = exercise_of(request.module)
+        if name not in self._learners:
+            self._learners[name] = runner.Learner(self.worker, name)
+        return self._learners[name]
+
+    @pytest.fixture
+    def ref(self, request):
+        return runner.Reference(exercise_of(request.module))
+
+    @pytest.fixture
+    def seed(self, request):
+        return case_seed(self.request.seed, request.node.nodeid)
+
+    @pytest.fixture
+    def gen(self, seed):
+        return torch.Generator().manual_seed(seed)
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item):
+        for learner in self._learners.values():
+            learner._log.clear()
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext[-1500:]}")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        exercise = exercise_of(item.module)
+        case_id = f"{exercise}::{item.name}"
+        case = self.cases.get(case_id)
+        if case is None:
+            marker = item.get_closest_marker("points")
+            params = getattr(item, "callspec", None)
+            doc = (item.obj.__doc__ or item.originalname).strip().splitlines()[0]
+            case = CaseResult(
+                id=case_id, exercise=exercise, name=item.originalname, title=doc,
+                params=params.id if params else "",
+                device=str(params.params.get("device", "")) if params else "",
+                points=float(marker.args[0]) if marker else 1.0, score=0.0, status="passed")
+            self.cases[case_id] = case
+        case.seconds += report.duration
+        if report.skipped and call.when == "setup":
+            case.status = "skipped"
+            case.message = _skip_reason(report)
+        elif report.failed and case.status != "failed":
+            case.status = "failed"
+            case.kind, case.message = _explain(call.excinfo)
+            figure = getattr(call.excinfo.value, "figure", None) if call.excinfo else None
+            if figure is not None and self.request.figures:
+                case.figure = figure_slices(*figure)
+            if case.kind == "wrong" and exercise in self._learners:
+                self._name_mistake(case, self._learners[exercise]._log)
+        if call.when == "teardown" and case.status == "passed":
+            case.score = case.points
+
+    def _name_mistake(self, case, calls):
+        """Name the known mistake the failed case's calls match, if one does (posgrade.diagnosis.mistakes)."""
+        from posgrade.diagnosis import mistakes
+
+        try:
+            found = mistakes.diagnose(case.exercise, calls, runner.Reference(case.exercise)._module)
+        except Exception as err:  # a diagnosis must never cost the learner a verdict
+            found = None
+            case.message += f"\n(no diagnosis: {type(err).__name__}: {err})"
+        if found is None:
+            return
+        case.mistake = found.name
+        lines = [ln for ln in case.message.splitlines() if not ln.startswith("looks like:")]
+        case.message = "\n".join(lines[:1] + found.line().splitlines() + lines[1:])
+
+
+def _skip_reason(report):
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return "skipped"
+
+
+def _explain(excinfo):
+    """(kind, message) for a failed case."""
+    if excinfo is None:
+        return "internal", "failed"
+    exc = excinfo.value
+    if isinstance(exc, runner.LearnerError):
+        return exc.kind, exc.explain()
+    if isinstance(exc, CaseFailure):
+        return "wrong", str(exc)
+    if isinstance(exc, AssertionError):
+        return "wrong", str(exc) or excinfo.exconly()
+    if "Opaque" in str(exc):  # a case used a non-tensor result as a tensor before checking it
+        return "wrong", "your code returned something that is not a tensor where a tensor was expected"
+    return "internal", f"grader error (please report it): {excinfo.exconly()}"
+
+
+@contextmanager
+def _clean_pytest_env():
+    """The learner's own pytest settings (PYTEST_ADDOPTS, auto-loaded plugins) stay out."""
+    saved = {k: os.environ.get(k) for k in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ.pop("PYTEST_PLUGINS", None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_cases(request, worker):
+    """Run the hidden cases for request.exercises (and request.extra_cases); a RunResult."""
+    devices, skipped, notes = resolve_devices(request.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    plugin = GradingPlugin(request, worker, devices, skipped)
+    files = runner.case_files(request.exercises) + [str(f) for f in request.extra_cases]
+    args = files + [
+        "-c", str(CASES_DIR / "pytest.ini"), "--rootdir", str(CASES_DIR),
+        "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",
+        "--capture=no", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        # cases explain failures with CaseFailure, never a bare assert: no assertion rewriting (it
+        # recompiles every case file on each run), and none of the plugins a grading run has no use for
+        "--assert=plain", "-p", "no:doctest", "-p", "no:pastebin", "-p", "no:junitxml", "-p", "no:logging",
+        "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:faulthandler",
+    ]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see worker.serve: the two processes take turns on the cores
+    try:
+        with _clean_pytest_env():
+            code = pytest.main(args, plugins=[plugin])
+    finally:
+        torch.set_num_threads(threads)
+    if plugin.collect_errors or code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        raise RuntimeError("the grader's cases could not run:\n" + "\n".join(plugin.collect_errors or [str(code)]))
+    result = RunResult(
+        workspace=str(request.workspace), seed=request.seed, devices=devices,
+        started=started.isoformat(timespec="seconds"), seconds=round(time.perf_counter() - t0, 3),
+        versions={"posgrade": posgrade.__version__, "torch": torch.__version__,
+                  "python": platform.python_version()},
+        notes=notes,
+    )
+    for name in request.exercises:
+        ex = catalog.get(name)
+        cases = [c for c in plugin.cases.values() if c.exercise == name]
+        graded = [c for c in cases if c.status != "skipped"]
+        result.exercises.append(ExerciseResult(
+            name, ex.title, ex.points, earned=sum(c.score for c in graded),
+            graded=sum(c.points for c in graded), cases=cases))
+    return result

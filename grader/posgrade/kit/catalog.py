@@ -1,0 +1,141 @@
+"""The exercise catalog: the one table that the CLI, runner and reporters read.
+
+Each row names an exercise (its stub is exercises/<name>.py, its reference
+solutions/<name>.py, its hidden cases cases/test_<name>.py), its place in the learner's
+order, what it is worth in a run's total, and its hints, shown one at a time by
+`posgrade hint NAME`. Its known mistakes (name, explanation, hint, how to detect it) are
+too long for this table and import torch, so they live in posgrade/diagnosis/mistakes/<name>.py,
+reached as Exercise.mistakes.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    title: str
+    points: int  # the exercise's weight in a run's total; its cases share it by their own points
+    hints: tuple
+    bonus: bool = False
+
+    @property
+    def file(self):
+        return f"{self.name}.py"
+
+    @property
+    def cases(self):
+        return f"test_{self.name}.py"
+
+    @property
+    def mistakes(self):
+        """The exercise's known mistakes (posgrade.diagnosis.mistakes.<name>.MISTAKES)."""
+        from posgrade.diagnosis import mistakes
+
+        return mistakes.of(self.name)
+
+
+EXERCISES = (
+    Exercise(
+        "batches",
+        "Next-token batches from a token stream",
+        5,
+        (
+            "The valid starts are 0 .. N - L - 1: the window needs L tokens and its target one more.",
+            "torch.randint(low, high, ...) never returns high; pass generator=generator to it.",
+            "Build an index matrix starts[:, None] + arange(L)[None, :] and index data with it; "
+            "y uses the same indices plus one.",
+        ),
+    ),
+    Exercise(
+        "sinusoidal",
+        "Sinusoidal absolute position encoding",
+        10,
+        (
+            "Columns 2i and 2i+1 share one frequency, base^(-2i/d_model): use the even index 2i, not i.",
+            "Even columns hold sin, odd columns cos, so row 0 is [0, 1, 0, 1, ...], not zeros.",
+            "With an odd d_model there is one more sine column than cosine columns: "
+            "table[:, 1::2] takes angle[:, : d_model // 2].",
+            "Register the table with self.register_buffer(name, table, persistent=False), and in "
+            "forward cast it to x.dtype and x.device; never add into x in place.",
+        ),
+    ),
+    Exercise(
+        "learned",
+        "Learned absolute position embedding (GPT-2 wpe)",
+        10,
+        (
+            "With a KV cache the new tokens sit at past_length, past_length + 1, ...: add past_length.",
+            "Create the table once in __init__ as nn.Parameter(torch.empty(max_len, d_model)) and "
+            "fill it with nn.init.normal_(..., std=init_std).",
+            "No padding_idx: position 0 is a real position and needs gradients.",
+        ),
+    ),
+    Exercise(
+        "relative",
+        "Relative positions: Shaw et al. and T5 buckets",
+        15,
+        (
+            "The distance is key minus query, j - q_pos(i): positive when the key is to the right.",
+            "With Lq < Lk the queries are the last Lq positions: q_pos(i) = len_k - len_q + i.",
+            "Clip to [-max_distance, max_distance], then add max_distance: the table has 2K+1 rows.",
+            "Scale the whole logit, (q.k + q.rel_k) / sqrt(d), and add the value term weights @ rel_v.",
+            "T5 halves num_buckets when bidirectional, and keys after the query use the upper half.",
+        ),
+    ),
+    Exercise(
+        "rope",
+        "Rotary position embedding (RoPE)",
+        15,
+        (
+            "theta_i = base^(-2i/d) for the pair index i = 0 .. d/2 - 1; the angle is position * theta_i.",
+            "interleaved=True pairs (x[2i], x[2i+1]); interleaved=False pairs (x[i], x[i + d/2]).",
+            "Rotate a pair (a, b) to (a cos - b sin, a sin + b cos); the other sign rotates backwards.",
+            "Use the positions you are given (a KV cache starts at past_length), compute the angles in "
+            "float32, and cast the result back to x's dtype.",
+        ),
+    ),
+    Exercise(
+        "attention",
+        "Attention with pluggable positions",
+        20,
+        (
+            "Scale the logits by 1/sqrt(d) with d the head width (q.shape[-1]), not d_model.",
+            "Mask before the softmax (masked_fill with -inf), softmax over the keys (dim=-1), then "
+            "zero the rows that had no allowed key so they give zeros, not NaN.",
+            "The causal mask is bottom-right aligned: query i sits at len_k - len_q + i.",
+            "Split heads with view(B, L, H, d).transpose(1, 2) and merge with the exact inverse.",
+            "Dropout only in training: pass dropout_p = self.dropout if self.training else 0.0.",
+        ),
+    ),
+    Exercise(
+        "alibi",
+        "ALiBi: attention with linear biases",
+        5,
+        (
+            "For a power of two n, the slopes are 2^(-8h/n) for h = 1 .. n.",
+            "Otherwise take the slopes of the nearest lower power of two c, then every other slope "
+            "of the 2c sequence ([0::2]) for the n - c heads left.",
+            "The bias is -slope * |q_pos(i) - j| with q_pos(i) = len_k - len_q + i: distant keys cost more.",
+        ),
+        bonus=True,
+    ),
+)
+
+_BY_NAME = {e.name: e for e in EXERCISES}
+
+
+def names():
+    return [e.name for e in EXERCISES]
+
+
+def get(name):
+    """The exercise called name; KeyError with the closest names when there is none."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f"; the exercises are {', '.join(names())}"
+        raise KeyError(f"no exercise called {name!r}{hint}") from None
