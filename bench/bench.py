@@ -92,7 +92,7 @@ def batch_throughput(n_subs=4):
     import tempfile
     from pathlib import Path
 
-    from posgrade import state
+    from posgrade.kit import state
 
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n_subs):
@@ -116,7 +116,7 @@ def watch_regrade(n):
     import threading
     from pathlib import Path
 
-    from posgrade import state
+    from posgrade.kit import state
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
