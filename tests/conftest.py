@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from posgrade.kit import catalog, state
-from posgrade.grading import learner as runner
+from posgrade.grading import session as runner
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = ROOT / "tests" / "wrong"

@@ -114,12 +114,13 @@ def test_output_flood_is_capped(tmp_path):
 
 def test_rss_watchdog_stops_growth_without_an_address_space_limit(tmp_path):
     """On CUDA machines the worker has no RLIMIT_AS; the grader's RSS watchdog must act alone."""
-    from posgrade.grading import learner as runner
+    from posgrade.grading import learner as learner_mod, process
+    from posgrade.grading import session as runner
 
     ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "memory_hog.py"})
-    worker = runner.Worker(ws, runner.Limits(memory_mb=768, seconds=60), cuda=True)
+    worker = process.Worker(ws, runner.Limits(memory_mb=768, seconds=60), cuda=True)
     try:
-        learner = runner.Learner(worker, "sinusoidal")
+        learner = learner_mod.Learner(worker, "sinusoidal")
         t0 = time.monotonic()
         with pytest.raises(runner.LearnerError) as info:
             learner.probe("module", cls="SinusoidalPositionalEncoding")

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from conftest import ROOT, WRONG, make_workspace, snapshot
 
 from posgrade import cli
-from posgrade.grading import learner as runner
+from posgrade.grading import learner as learner_mod, process
+from posgrade.grading import session as runner
 from posgrade.loop import watch
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
@@ -71,7 +72,7 @@ def test_refresh_only_before_learner_code_ran(tmp_path):
     try:
         (ws / "extra.py").write_text("VALUE = 5\n")
         worker.refresh()
-        learner = runner.Learner(worker, "sinusoidal")
+        learner = learner_mod.Learner(worker, "sinusoidal")
         assert learner.sinusoidal_table(2, 2).shape == (2, 2)
         with pytest.raises(RuntimeError, match="has not run learner code"):
             worker.refresh()

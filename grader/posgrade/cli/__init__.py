@@ -267,7 +267,7 @@ def _check(plan, names, all_, device, seed, timeout, cases_path, visibility_path
     plan["seed"] = seed
     revealed = {n: progress.revealed_before_pass(n) for n in names}
 
-    from posgrade.grading import learner as runner  # no torch here: the worker starts first and imports torch meanwhile
+    from posgrade.grading import session as runner  # no torch here: the worker starts first and imports torch meanwhile
 
     extra = [str(cf.path) for cf in case_files if cf.exercise in names]
     _write_placeholders(targets, plan)

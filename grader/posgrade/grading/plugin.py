@@ -2,8 +2,8 @@
 
 A case file (cases/test_<exercise>.py) is plain pytest. It asks for fixtures:
 
-    learner  the learner's module for the file's exercise (runner.Learner: runs in the worker)
-    ref      the reference solution (runner.Reference: runs here)
+    learner  the learner's module for the file's exercise (learner.Learner: runs in the worker)
+    ref      the reference solution (learner.Reference: runs here)
     device   "cpu" or "cuda"; a case that asks for it runs once per graded device
     gen      a torch.Generator seeded from the run's seed and the case's id
     seed     that seed as an int (for a worker-side Gen)
@@ -25,7 +25,7 @@ import torch
 
 import posgrade
 from posgrade.kit import catalog
-from posgrade.grading import learner as runner
+from posgrade.grading import learner
 from posgrade.diagnosis.compare import CaseFailure, figure_slices
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
@@ -87,12 +87,12 @@ class GradingPlugin:
     def learner(self, request):
         name = exercise_of(request.module)
         if name not in self._learners:
-            self._learners[name] = runner.Learner(self.worker, name)
+            self._learners[name] = learner.Learner(self.worker, name)
         return self._learners[name]
 
     @pytest.fixture
     def ref(self, request):
-        return runner.Reference(exercise_of(request.module))
+        return learner.Reference(exercise_of(request.module))
 
     @pytest.fixture
     def seed(self, request):
@@ -148,7 +148,7 @@ class GradingPlugin:
         from posgrade.diagnosis import mistakes
 
         try:
-            found = mistakes.diagnose(case.exercise, calls, runner.Reference(case.exercise)._module)
+            found = mistakes.diagnose(case.exercise, calls, learner.Reference(case.exercise)._module)
         except Exception as err:  # a diagnosis must never cost the learner a verdict
             found = None
             case.message += f"\n(no diagnosis: {type(err).__name__}: {err})"
@@ -171,7 +171,7 @@ def _explain(excinfo):
     if excinfo is None:
         return "internal", "failed"
     exc = excinfo.value
-    if isinstance(exc, runner.LearnerError):
+    if isinstance(exc, learner.LearnerError):
         return exc.kind, exc.explain()
     if isinstance(exc, CaseFailure):
         return "wrong", str(exc)
@@ -199,13 +199,17 @@ def _clean_pytest_env():
                 os.environ[k] = v
 
 
+def case_files(names):
+    return [str(CASES_DIR / catalog.get(n).cases) for n in names]
+
+
 def run_cases(request, worker):
     """Run the hidden cases for request.exercises (and request.extra_cases); a RunResult."""
     devices, skipped, notes = resolve_devices(request.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     plugin = GradingPlugin(request, worker, devices, skipped)
-    files = runner.case_files(request.exercises) + [str(f) for f in request.extra_cases]
+    files = case_files(request.exercises) + [str(f) for f in request.extra_cases]
     args = files + [
         "-c", str(CASES_DIR / "pytest.ini"), "--rootdir", str(CASES_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",

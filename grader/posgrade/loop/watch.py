@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posgrade.reporting import terminal as report
-from posgrade.grading import learner as runner
+from posgrade.grading import session as runner
 from posgrade.kit import state
 
 

@@ -1,0 +1,292 @@
+"""The worker process for learner code, seen from the grader: start it, send it requests, enforce limits.
+
+Worker starts `python -m posgrade.grading.worker` on a private copy of the workspace and sends it one
+request at a time under a time and memory limit; a crash, hang or overrun becomes a LearnerError and a
+fresh process for the next request. Nothing learner code does can reach the objects that decide verdicts.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+STARTUP_SECONDS = 120.0  # torch's first import on a cold disk can be slow
+REPLY_CAP_BYTES = 1 << 30  # a reply larger than this is "huge output"
+
+
+@dataclass
+class Limits:
+    """Limits on learner code, per call; the README documents the defaults."""
+
+    seconds: float = 10.0  # wall time of one call
+    memory_mb: int = 4096  # resident memory of the worker above its idle size
+    file_mb: int = 64  # largest file (or redirected output) the worker may write
+    stops_per_exercise: int = 2  # after this many time-outs or crashes, later calls fail at once
+
+
+class LearnerError(Exception):
+    """Learner code raised, crashed, hung, or could not be imported."""
+
+    def __init__(self, kind, summary, detail="", output="", exc_type=""):
+        super().__init__(summary)
+        self.kind = kind  # not-implemented | exception | import | timeout | crash | memory | output
+        self.exc_type = exc_type  # the learner's exception class name, for kind "exception"
+        self.summary = summary
+        self.detail = detail
+        self.output = output
+
+    def explain(self):
+        parts = [self.summary]
+        if self.detail:
+            parts.append(self.detail)
+        if self.output:
+            parts.append("your code printed:\n" + _indent(self.output))
+        return "\n".join(parts)
+
+
+def _indent(text, by="  "):
+    return "\n".join(by + line for line in text.splitlines())
+
+
+class Worker:
+    """One worker process; restarted lazily after a crash, time-out or memory overrun."""
+
+    def __init__(self, workspace, limits=None, cuda=True):
+        self.workspace = str(Path(workspace).resolve())
+        self.limits = limits or Limits()
+        self.cuda = cuda
+        self.proc = None
+        self._ready = False
+        self._stderr = None
+        self._copy = None
+        self.started = 0  # how many processes this handle has started
+        self.start()
+
+    # -- process management -------------------------------------------------------------
+    def _private_copy(self):
+        """A fresh copy of the workspace's .py files for the worker: learner code never learns
+        where the workspace is, so it cannot write there (the grader only reads the workspace)."""
+        if self._copy is not None:
+            self._copy.cleanup()
+        self._copy = tempfile.TemporaryDirectory(prefix="posgrade-")
+        code = Path(self._copy.name) / "workspace"
+        run = Path(self._copy.name) / "run"
+        code.mkdir()
+        run.mkdir()
+        self._sync(code)
+        return code, run
+
+    def _sync(self, code):
+        """Make the folder `code` hold exactly the workspace's .py files, as they are now."""
+        current = {p.name for p in Path(self.workspace).glob("*.py")}
+        for old in code.glob("*.py"):
+            if old.name not in current:
+                old.unlink()
+        for name in current:
+            shutil.copyfile(Path(self.workspace) / name, code / name)
+
+    def refresh(self):
+        """Copy the workspace's files afresh into a worker that has run nothing yet (posgrade watch
+        keeps one started, torch imported, and hands it the files as saved when they change)."""
+        if self.proc is None or self.requests:
+            raise RuntimeError("refresh() needs a started worker that has not run learner code")
+        self._sync(Path(self._copy.name) / "workspace")
+
+    def start(self):
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        self._stderr = tempfile.TemporaryFile()
+        code, run = self._private_copy()
+        limits = {"file_bytes": self.limits.file_mb << 20}
+        if not self.cuda:
+            limits["address_space_bytes"] = self.limits.memory_mb << 20
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("POSGRADE_", "PYTEST_"))}
+        env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
+        env.pop("PYTHONSTARTUP", None)
+        if not self.cuda:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "posgrade.grading.worker", str(to_worker_r), str(from_worker_w),
+             str(code), json.dumps(limits)],
+            pass_fds=(to_worker_r, from_worker_w),
+            stdin=subprocess.DEVNULL,
+            stdout=self._stderr,
+            stderr=self._stderr,
+            cwd=run,  # relative paths in learner code land in a scratch folder
+            env=env,
+            start_new_session=True,  # its own process group: a kill takes its children too
+        )
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        self._w, self._r = to_worker_w, from_worker_r
+        self._ready = False
+        self._baseline_rss = None
+        self.started += 1
+        self.requests = 0  # requests sent to this process
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        for fd in (self._w, self._r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
+
+    def _crash_text(self):
+        """The tail of what the worker wrote to stderr (a faulthandler dump after a segfault)."""
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - 3000))
+            text = self._stderr.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        return "\n".join(lines[-12:])
+
+    def _rss(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    # -- messages -------------------------------------------------------------------------
+    def _died(self, what):
+        code = None
+        if self.proc is not None:
+            try:  # the pipe closes a moment before the process is reaped
+                code = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        crash = self._crash_text()
+        self.stop()
+        if code is not None and code < 0:
+            sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+            summary = f"the worker running your code was killed by signal {sig} {what}"
+        elif code is not None:
+            summary = f"your code ended the worker process (exit code {code}) {what}"
+        else:
+            summary = f"the worker running your code stopped answering {what}"
+        if code != 0 and "Segmentation fault" in crash:
+            summary = f"your code crashed the worker (segmentation fault) {what}"
+        return LearnerError("crash", summary, crash)
+
+    def _read(self, deadline, what):
+        """Read one message, enforcing the deadline and the memory limit."""
+        from posgrade.kit import wire
+
+        buf = bytearray()
+        need = wire.HEADER.size
+        header_done = False
+        while True:
+            while len(buf) < need:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                ready, _, _ = select.select([self._r], [], [], min(left, 0.05))
+                if not ready:
+                    self._check_memory(what)
+                    if self.proc.poll() is not None:
+                        raise self._died(what)
+                    continue
+                chunk = os.read(self._r, min(1 << 22, need - len(buf)))
+                if not chunk:
+                    raise self._died(what)
+                buf += chunk
+            if header_done:
+                return wire.loads(bytes(buf[wire.HEADER.size :]))
+            (size,) = wire.HEADER.unpack(bytes(buf[: wire.HEADER.size]))
+            if size > REPLY_CAP_BYTES:
+                self.stop()
+                raise LearnerError("output", f"your code returned more than {REPLY_CAP_BYTES >> 20} MB {what}")
+            need += size
+            header_done = True
+
+    def _check_memory(self, what):
+        rss = self._rss()
+        if rss is None or not self._ready:
+            return
+        if self._baseline_rss is None:
+            self._baseline_rss = rss
+        if rss - self._baseline_rss > self.limits.memory_mb << 20:
+            self.stop()
+            raise LearnerError(
+                "memory", f"your code used more than {self.limits.memory_mb} MB of memory {what}"
+            )
+
+    def _wait_ready(self):
+        if self.proc is None:
+            self.start()
+        if not self._ready:
+            try:
+                self._read(time.monotonic() + STARTUP_SECONDS, "while starting")
+            except TimeoutError:
+                self.stop()
+                raise LearnerError("crash", "the worker did not start in time") from None
+            self._ready = True
+            self._baseline_rss = self._rss()
+
+    def _write(self, data, deadline, what):
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            _, ready, _ = select.select([], [self._w], [], min(left, 0.05))
+            if ready:
+                try:
+                    view = view[os.write(self._w, view[: 1 << 16]) :]
+                except BrokenPipeError:
+                    raise self._died(what) from None
+            elif self.proc.poll() is not None:
+                raise self._died(what)
+
+    def request(self, msg, what=""):
+        """Send one request; return the worker's reply dict. Raises LearnerError."""
+        from posgrade.kit import wire
+
+        self._wait_ready()
+        self.requests += 1
+        deadline = time.monotonic() + self.limits.seconds
+        try:
+            self._write(wire.dumps(msg), deadline, what)
+            return self._read(deadline, what)
+        except TimeoutError:
+            self.stop()
+            raise LearnerError(
+                "timeout", f"your code took longer than {self.limits.seconds:g} s {what} and was stopped"
+            ) from None
+
+
+def start_worker(workspace, limits=None, device="auto"):
+    """Start the worker now, before torch is imported here, so the two imports overlap.
+
+    Without an NVIDIA device node (checked without importing torch) the worker also gets an
+    address-space limit; with CUDA that limit would break CUDA's large virtual reservations.
+    """
+    cuda = device != "cpu" and os.path.exists("/dev/nvidiactl")
+    return Worker(workspace, limits, cuda=cuda)
+
+
