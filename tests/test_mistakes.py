@@ -52,7 +52,7 @@ def test_wrong_implementation_is_caught(tmp_path, name, path):
     assert all(c.kind != "internal" for c in named), [c.message for c in named]
     assert not any("(no diagnosis:" in c.message for c in ex.failures)
     diagnosed = {c.mistake for c in ex.failures if c.mistake}
-    if path.stem in {m.name for m in catalog.get(name).mistakes}:
+    if path.stem in {m.name for m in mistakes.of(name)}:
         assert path.stem in diagnosed, f"{path.stem} was not named; named: {sorted(diagnosed)}"
         shown = [c for c in ex.failures if c.mistake == path.stem]
         assert all(f"looks like: {mistakes.get(name, path.stem).title}" in c.message for c in shown)
@@ -62,12 +62,12 @@ def test_wrong_implementation_is_caught(tmp_path, name, path):
 
 def all_mistakes():
     return [pytest.param(name, m, id=f"{name}/{m.name}") for name in catalog.names()
-            for m in catalog.get(name).mistakes]
+            for m in mistakes.of(name)]
 
 
 @pytest.mark.parametrize("name", catalog.names())
 def test_catalog_has_enough_mistakes(name):
-    found = catalog.get(name).mistakes
+    found = mistakes.of(name)
     assert len(found) >= (4 if name == "batches" else 8)
     assert len({m.name for m in found}) == len(found), "mistake names repeat"
 
@@ -106,7 +106,7 @@ def test_reference_outputs_name_no_mistake():
     for c in calls:
         c.value, c.error = mistakes.replay(ref, c)
     assert mistakes.diagnose("sinusoidal", calls, ref) is None
-    for m in catalog.get("sinusoidal").mistakes:
+    for m in mistakes.of("sinusoidal"):
         if m.name in ("sin_cos_swapped", "ignores_offset"):
             for c in calls:
                 c.value, c.error = mistakes.replay(mistakes.mutant("sinusoidal", m), c)

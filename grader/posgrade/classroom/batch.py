@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from posgrade.kit import catalog
-from posgrade.reporting.formats import LEARNER_ERRORS, split_output
+from posgrade.reporting.common import LEARNER_ERRORS, split_output
 from posgrade.results import RunResult
 
 SEARCH_DEPTH = 3  # how deep under a submission folder its exercise files may sit
@@ -340,30 +340,29 @@ class Batch:
 # -- the grader process (python -m posgrade.classroom.batch) --------------------------------------------
 
 def _grade_job(job):
-    from posgrade import cli
-    from posgrade.reporting import formats, terminal as report
+    from posgrade.classroom import instructor
+    from posgrade.loop import check
+    from posgrade.reporting import formats, terminal
 
-    plan = {"names": job["names"], "workspace": job["workspace"], "seed": job["seed"], "visibility": None}
     reply = {"ok": True}
+    opts = check.CheckOptions(names=list(job["names"]), device=job["device"], seed=job["seed"],
+                              timeout=job["timeout"], workspace=job["workspace"], cases_path=job["cases"] or "",
+                              allow_missing=True, save=False, stop_signals=True)
     rerun = "posgrade check " + " ".join(job["names"])
     try:
-        result, rerun = cli._check(plan, job["names"], False, job["device"], job["seed"], job["timeout"],
-                                   job["cases"] or None, None, True, True, job["workspace"], [], stop_signals=True)
-    except cli.UsageFailure as err:
-        result, reply["usage_error"] = cli._error_result(err.format_message(), plan), True
+        opts.case_files = instructor.load_case_files(job["cases"]) if job["cases"] else []
+        result, rerun = check.grade(opts)
+    except (check.CheckError, instructor.InstructorError) as err:
+        result, reply["usage_error"] = check.error_result(str(err), job["names"], job["workspace"], job["seed"]), True
     except KeyboardInterrupt:
-        result = cli._error_result("grading was stopped", plan)
+        result = check.error_result("grading was stopped", job["names"], job["workspace"], job["seed"])
     except Exception as err:  # the grader's own failure: this submission's row says so
         import traceback
 
-        result = cli._error_result(f"internal error in the grader: {type(err).__name__}: {err}\n\n"
-                                   f"{traceback.format_exc()}", plan)
+        result = check.error_result(f"internal error in the grader: {type(err).__name__}: {err}\n\n"
+                                    f"{traceback.format_exc()}", job["names"], job["workspace"], job["seed"])
     formats.write("json", Path(job["result"]), result)
-    text = report.terminal(result, verbose=True, command=rerun)
-    if result.error:
-        text += f"\nGrading did not finish: {result.error}\n"
-    for note in formats.reveal_notes(result):
-        text += f"Note: {note}\n"
+    text, _ = terminal.check_text(result, rerun, verbose=True)
     Path(job["report"]).write_text(text, encoding="utf-8")
     reply["status"] = result.status
     return reply
@@ -374,8 +373,8 @@ def serve():
     real stdout; anything else that would print (pytest, warnings) goes to stderr instead."""
     answer = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
-    import posgrade.cli  # noqa: F401
     import posgrade.grading.plugin  # noqa: F401  torch, pytest and the grader, once
+    import posgrade.loop.check  # noqa: F401
 
     answer.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
@@ -470,10 +469,11 @@ def describe_mistakes(stats, results_dir):
 
 
 def class_html(rows, exercises, stats, meta):
-    from posgrade.reporting.terminal import environment
+    from posgrade.reporting.common import environment
 
-    return environment(autoescape=True).get_template("class.html.j2").render(rows=rows, exercises=exercises, stats=stats, meta=meta,
-                                                    peak=max([b["count"] for b in stats["distribution"]] + [1]))
+    return environment(autoescape=True).get_template("class.html.j2").render(
+        rows=rows, exercises=exercises, stats=stats, meta=meta,
+        peak=max([b["count"] for b in stats["distribution"]] + [1]))
 
 
 def write_reports(rows, exercises, out, meta):
@@ -487,6 +487,62 @@ def write_reports(rows, exercises, out, meta):
     (out / "class.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     (out / "class.html").write_text(class_html(rows, exercises, stats, meta), encoding="utf-8")
     return stats
+
+
+def grade_class(directory, exercises, jobs, timeout, seed, device, cases_path, out_dir, limit, echo):
+    """`posgrade grade-batch`: grade every submission under directory and write the class reports;
+    echo(line, err) prints. CheckError for a usage problem."""
+    from posgrade.loop.check import CheckError, exercise
+
+    import posgrade
+
+    root = Path(directory).expanduser().resolve()
+    if not root.is_dir():
+        raise CheckError(f"{directory} is not a folder of submissions")
+    if any((root / e.file).is_file() for e in catalog.EXERCISES):
+        raise CheckError(f"{directory} holds exercise files itself: it is one workspace (grade it with "
+                         "`posgrade check --workspace`); grade-batch wants a folder of submission folders")
+    for name in exercises:
+        exercise(name)
+    names = [n for n in catalog.names() if n in exercises] if exercises else catalog.names()
+    if cases_path:
+        from posgrade.classroom import instructor
+
+        try:
+            instructor.load_case_files(cases_path)
+        except instructor.InstructorError as err:
+            raise CheckError(str(err)) from None
+        cases_path = str(Path(cases_path).expanduser().resolve())
+    out = Path(out_dir).expanduser().resolve() if out_dir else root.parent / f"{root.name}-grades"
+    if out.exists() and not out.is_dir():
+        raise CheckError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    subs = find_submissions(root, skip=[out])
+    if not subs:
+        raise CheckError(f"{directory} has no submission folders")
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(100000)
+    if device in ("cuda", "all"):
+        from posgrade.grading.plugin import resolve_devices
+
+        try:
+            resolve_devices(device)
+        except ValueError as err:
+            raise CheckError(str(err)) from None
+    opts = BatchOptions(exercises=names, seed=seed, timeout=timeout, device=device, jobs=jobs,
+                        cases=cases_path or "", limit=limit)
+    echo(f"Grading {len(subs)} submissions from {root} ({', '.join(names)}; seed {seed}; "
+         f"{jobs} job{'s' * (jobs > 1)}) into {out}", True)
+    started, t0 = now(), time.monotonic()
+    rows = Batch(subs, out, opts, progress=lambda line: echo(line, True)).run()
+    seconds = time.monotonic() - t0
+    stats = write_reports(rows, names, out, {"posgrade": posgrade.__version__, "seed": seed, "jobs": jobs,
+                                             "started": started, "seconds": round(seconds, 1)})
+    echo(f"Graded {len(rows)} submissions in {seconds:.1f} s: mean {stats['mean']:g} / {stats['max_score']:g}, "
+         f"{stats['passed']} passed every case, {stats['errors']} with errors", False)
+    echo(f"Wrote {out / 'class.csv'}, {out / 'class.json'} and {out / 'class.html'}", False)
 
 
 def now():

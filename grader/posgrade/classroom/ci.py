@@ -68,7 +68,7 @@ class CIOptions:
 
 
 def _env():
-    from posgrade.reporting.terminal import environment
+    from posgrade.reporting.common import environment
 
     return environment(strict=True)
 
@@ -156,3 +156,52 @@ def write_zip(path, files):
             info.external_attr = (stat.S_IFREG | mode) << 16
             data = content.read_bytes() if isinstance(content, Path) else content.encode("utf-8")
             z.writestr(info, data)
+
+
+# -- the commands (below the CLI's parsing) ----------------------------------------------------
+
+def options(exercises, install, torch_version, timeout, **extra):
+    """CIOptions from the command line's values; CheckError for an unknown exercise."""
+    from posgrade.loop.check import exercise
+
+    for name in exercises:
+        exercise(name)
+    names = [n for n in catalog.names() if n in exercises] if exercises else catalog.names()
+    return CIOptions(exercises=names, install=install or "", torch=torch_version or "", timeout=timeout, **extra)
+
+
+def _write_checked(out, files, force):
+    from posgrade.loop.check import CheckError
+
+    clash = existing(out, files)
+    if clash and not force:
+        raise CheckError(f"{out} already has {', '.join(clash)}; add --force to overwrite")
+    return write_files(out, files)
+
+
+def write_github(out, opts, force=False):
+    """`posgrade ci github`: write the workflow into out/.github/; lines to print."""
+    lines = [f"wrote {path}" for path in _write_checked(Path(out), github_files(opts), force)]
+    lines.append(f"Commit them to the assignment's template repository; students' pushes are graded with "
+                 f"{opts.names} from {opts.workspace}/ and the reporter sends Classroom the points.")
+    if opts.install == default_install():
+        lines.append(f"pip installs {opts.install}; if your posgrade comes from elsewhere, rerun with "
+                     "--install SPEC (a git URL or a package file).")
+    return lines
+
+
+def write_gradescope(out, opts, zip_path=None, force=False):
+    """`posgrade ci gradescope`: write the autograder files (and the zip); lines to print."""
+    from posgrade.loop.check import CheckError
+
+    files = gradescope_files(opts, out_label=out)
+    lines = [f"wrote {path}" for path in _write_checked(Path(out), files, force)]
+    if zip_path:
+        if Path(zip_path).exists() and not force:
+            raise CheckError(f"{zip_path} exists; add --force to overwrite")
+        write_zip(zip_path, files)
+        lines.append(f"wrote {zip_path}: upload it as the assignment's autograder")
+    else:
+        lines.append(f"Zip the files (cd {out} && zip -r ../posgrade-autograder.zip .) and upload the zip as the "
+                     "assignment's autograder; see README.txt there.")
+    return lines

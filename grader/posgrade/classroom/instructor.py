@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posgrade.kit import catalog
+from posgrade.reporting.gradescope import DEFAULT_PRIVATE_VISIBILITY, VISIBILITIES, Visibility, _pattern  # noqa: F401
 
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
-DEFAULT_PRIVATE_VISIBILITY = "after_due_date"
 
 
 class InstructorError(Exception):
@@ -65,7 +64,10 @@ def _parse(path):
 
 
 def builtin_case_names(exercise):
-    here = Path(__file__).parent / "cases" / catalog.get(exercise).cases
+    import importlib.util
+
+    cases_dir = Path(importlib.util.find_spec("posgrade.grading.cases").origin).parent  # found, not imported
+    here = cases_dir / catalog.get(exercise).cases
     return set(_case_names(ast.parse(here.read_text(encoding="utf-8"))))
 
 
@@ -105,47 +107,7 @@ def load_case_files(location):
     return found
 
 
-def mark_private(result, case_files):
-    """Flag the cases of a RunResult that came from the instructor's files."""
-    private = {(cf.exercise, n) for cf in case_files for n in cf.names}
-    for ex in result.exercises:
-        for case in ex.cases:
-            if (ex.name, case.name) in private:
-                case.private = True
-    return result
-
-
 # -- the visibility file (Gradescope) ----------------------------------------------------------
-
-def _pattern(text):
-    """A rule pattern: `*` any text, `?` one character, everything else literal (brackets too)."""
-    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text) + r"\Z")
-
-
-@dataclass
-class Visibility:
-    """Which Gradescope visibility each case gets; see README, "Case visibility on Gradescope"."""
-
-    default: str = "visible"
-    private: str = DEFAULT_PRIVATE_VISIBILITY
-    results: str = ""  # Gradescope's top-level `visibility`; "" leaves it to Gradescope
-    stdout: str = ""  # Gradescope's `stdout_visibility`
-    rules: list = field(default_factory=list)  # (pattern text, compiled, visibility), in file order
-    source: str = ""
-
-    def of(self, case):
-        seen = self.private if case.private else self.default
-        keys = (case.id, case.id.split("[", 1)[0], case.exercise)
-        for _, rx, vis in self.rules:
-            if any(rx.match(k) for k in keys):
-                seen = vis  # the last matching rule wins
-        return seen
-
-    def unused_rules(self, result):
-        cases = [c for e in result.exercises for c in e.cases]
-        return [text for text, rx, _ in self.rules
-                if not any(rx.match(k) for c in cases for k in (c.id, c.id.split("[", 1)[0], c.exercise))]
-
 
 def _check_value(value, where, source):
     if value not in VISIBILITIES:

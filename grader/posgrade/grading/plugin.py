@@ -69,6 +69,8 @@ class GradingPlugin:
         self.cases = {}  # id -> CaseResult, in run order
         self.collect_errors = []
         self._learners = {}
+        # an instructor's case files (check --cases): their cases are marked private in the result
+        self.private_files = {str(Path(f).resolve()) for f in request.extra_cases}
 
     def pytest_configure(self, config):
         # pytest's default failure report parses the source of every frame (~0.3 s a failure);
@@ -126,7 +128,8 @@ class GradingPlugin:
                 id=case_id, exercise=exercise, name=item.originalname, title=doc,
                 params=params.id if params else "",
                 device=str(params.params.get("device", "")) if params else "",
-                points=float(marker.args[0]) if marker else 1.0, score=0.0, status="passed")
+                points=float(marker.args[0]) if marker else 1.0, score=0.0, status="passed",
+                private=str(Path(str(item.fspath)).resolve()) in self.private_files)
             self.cases[case_id] = case
         case.seconds += report.duration
         if report.skipped and call.when == "setup":

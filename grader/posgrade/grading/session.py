@@ -1,5 +1,18 @@
-"""The grading session: what `check`, `watch` and `grade-batch` all call to grade a workspace."""
+"""The grading session: what `check`, `watch` and `grade-batch` all call to grade a workspace.
 
+    session = GradingSession(workspace, Limits(seconds=10), device="cpu")   # the worker starts now
+    result = session.grade(GradeRequest(workspace, ["rope"], seed=7))        # cases run here: a RunResult
+    session.close()
+
+The worker is started when the session is made, before torch is imported in this process, so the
+two imports overlap. `grade()` runs the hidden cases (plugin.run_cases) against that worker and
+ends it; with `standby=True` (posgrade watch) a fresh worker is started at once for the next run,
+and `grade(..., refresh=True)` first hands it the workspace's files as they are now.
+While `stop_signals` is on, SIGTERM (a CI's time-out) and SIGINT end the run early; the result
+then carries RunResult.error, so it is reported as an error, never as a partial score.
+"""
+
+import signal
 from dataclasses import dataclass, field
 
 from posgrade.grading.process import LearnerError, Limits, start_worker  # noqa: F401  (the session's vocabulary)
@@ -17,15 +30,94 @@ class GradeRequest:
     figures: bool = False  # keep 2-D slices of mismatched outputs (CaseResult.figure) for an HTML report
 
 
+class Stopped(Exception):
+    """Grading was stopped by a signal before every case ran; `.result` holds what ran, or None."""
+
+    def __init__(self, signal_name, result=None):
+        super().__init__(signal_name)
+        self.signal = signal_name
+        self.result = result
+
+
+class _StopSignals:
+    """While grading, SIGTERM and SIGINT end the run like Ctrl-C, and the run is then reported as
+    stopped (an error), not as a partial score."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.signal = None
+        self._saved = {}
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class GradingSession:
+    """A worker started ahead of need, and the grading runs that use it (one worker per run)."""
+
+    def __init__(self, workspace, limits=None, device="auto"):
+        self.workspace = workspace
+        self.limits = limits or Limits()
+        self.device = device
+        self.worker = start_worker(workspace, self.limits, device=device)
+
+    def grade(self, request, stop_signals=False, refresh=False, standby=False):
+        """Run request's cases on the session's worker; a RunResult. Raises Stopped when a signal
+        ended the run (with stop_signals), ValueError for a device that is not there."""
+        from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
+
+        worker = self.worker or start_worker(self.workspace, self.limits, device=self.device)
+        self.worker = None
+        if refresh:
+            worker.refresh()
+        stopped = _StopSignals(stop_signals)
+        result = None
+        try:
+            with stopped:
+                result = plugin.run_cases(request, worker)
+        except KeyboardInterrupt:
+            if not stopped.signal:
+                raise
+        finally:
+            worker.close()
+        if standby:  # the next run's worker imports torch while the learner edits
+            self.worker = start_worker(self.workspace, self.limits, device=self.device)
+        if stopped.signal:
+            raise Stopped(stopped.signal, result)
+        return result
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def grade(request, worker=None):
-    """Run the hidden cases of request.exercises against the workspace; return a RunResult."""
+    """Grade request in one go (on `worker` when given, which is then closed); a RunResult."""
     from posgrade.grading import plugin
 
-    own = worker is None
-    if own:
+    if worker is None:
         worker = start_worker(request.workspace, device=request.device)
     try:
         return plugin.run_cases(request, worker)
     finally:
-        if own:
-            worker.close()
+        worker.close()

@@ -1,11 +1,11 @@
 """The exercise catalog: the one table that the CLI, runner and reporters read.
 
 Each row names an exercise (its stub is exercises/<name>.py, its reference
-solutions/<name>.py, its hidden cases cases/test_<name>.py), its place in the learner's
+solutions/<name>.py, its hidden cases grading/cases/test_<name>.py), its place in the learner's
 order, what it is worth in a run's total, and its hints, shown one at a time by
 `posgrade hint NAME`. Its known mistakes (name, explanation, hint, how to detect it) are
-too long for this table and import torch, so they live in posgrade/diagnosis/mistakes/<name>.py,
-reached as Exercise.mistakes.
+too long for this table and import torch, so they live a layer up, in
+posgrade/diagnosis/mistakes/<name>.py, reached as posgrade.diagnosis.mistakes.of(name).
 """
 
 from dataclasses import dataclass
@@ -26,13 +26,6 @@ class Exercise:
     @property
     def cases(self):
         return f"test_{self.name}.py"
-
-    @property
-    def mistakes(self):
-        """The exercise's known mistakes (posgrade.diagnosis.mistakes.<name>.MISTAKES)."""
-        from posgrade.diagnosis import mistakes
-
-        return mistakes.of(self.name)
 
 
 EXERCISES = (

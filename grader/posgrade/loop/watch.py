@@ -12,14 +12,16 @@ Without exercise names it follows the learner: the first exercise not yet passed
 next one once that passes.
 """
 
+import secrets
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from posgrade.grading.session import GradeRequest, GradingSession, Limits
+from posgrade.kit import catalog, state
+from posgrade.loop.check import CheckError, open_workspace, require_files, validate_names
 from posgrade.reporting import terminal as report
-from posgrade.grading import session as runner
-from posgrade.kit import state
 
 
 @dataclass
@@ -35,6 +37,22 @@ class Session:
     runs: int = 0
     last: object = None  # the previous RunResult
     _stop: bool = field(default=False, repr=False)
+
+
+def prepare(names, all_, device, seed, timeout, interval, save, workspace, unicode=True):
+    """A watch Session from the command line's values; CheckError for a usage problem."""
+    validate_names(names, all_)
+    ws, progress = open_workspace(workspace)
+    require_files(ws, names or catalog.names(), progress)
+    try:
+        from posgrade.grading import plugin
+
+        plugin.resolve_devices(device)
+    except ValueError as err:
+        raise CheckError(str(err)) from None
+    return Session(ws, catalog.names() if all_ else list(dict.fromkeys(names)),
+                   secrets.randbelow(100000) if seed is None else seed, device, timeout, interval,
+                   save=save, unicode=unicode)
 
 
 SHOWN = 5  # cases listed per kind of change; the rest are counted
@@ -91,10 +109,11 @@ def changes(before, after, ok="✓", bad="✗"):
     return lines
 
 
-def grade_once(session, worker):
+def grade_once(session, grading, refresh=False):
+    """One run on the session's standby worker (a fresh one is started for the next run)."""
     names = targets(session)
-    request = runner.GradeRequest(str(session.workspace), names, session.seed, session.device)
-    result = runner.grade(request, worker)
+    request = GradeRequest(str(session.workspace), names, session.seed, session.device)
+    result = grading.grade(request, refresh=refresh, standby=True)
     if session.save:
         state.Progress(session.workspace).record(result)
     return result
@@ -102,19 +121,17 @@ def grade_once(session, worker):
 
 def run(session, echo):
     """Watch until Ctrl-C (or SIGTERM); echo(text) prints. Returns the number of runs."""
-    limits = runner.Limits(seconds=session.timeout)
 
     def stop(signum, frame):
         session._stop = True
         raise KeyboardInterrupt
 
     saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    worker = runner.start_worker(session.workspace, limits, device=session.device)
+    grading = GradingSession(session.workspace, Limits(seconds=session.timeout), device=session.device)
     try:
         seen = snapshot(session.workspace)
         echo(f"Watching {session.workspace} (seed {session.seed}); save a file to re-grade, Ctrl-C to stop.\n")
-        _round(session, worker, [], echo)
-        worker = runner.start_worker(session.workspace, limits, device=session.device)
+        _round(session, grading, [], echo)
         while not session._stop:
             time.sleep(session.interval)
             now = snapshot(session.workspace)
@@ -124,26 +141,21 @@ def run(session, echo):
             now = snapshot(session.workspace)
             files = changed_files(seen, now)
             seen = now
-            worker.refresh()
-            _round(session, worker, files, echo)
-            worker = runner.start_worker(session.workspace, limits, device=session.device)
+            _round(session, grading, files, echo, refresh=True)
     except KeyboardInterrupt:
         if not session._stop:
             raise
     finally:
-        worker.close()
+        grading.close()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     echo(f"\nStopped watching after {session.runs} run{'s' if session.runs != 1 else ''}.\n")
     return session.runs
 
 
-def _round(session, worker, files, echo):
+def _round(session, grading, files, echo, refresh=False):
     t0 = time.perf_counter()
-    try:
-        result = grade_once(session, worker)
-    finally:
-        worker.close()
+    result = grade_once(session, grading, refresh=refresh)
     if session._stop:  # Ctrl-C while grading: no half-finished report
         return result
     session.runs += 1

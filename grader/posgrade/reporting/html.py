@@ -141,7 +141,7 @@ def heatmaps(case):
 # -- the page ---------------------------------------------------------------------------------
 
 def _failure(case):
-    from posgrade.reporting.formats import split_output
+    from posgrade.reporting.common import split_output
 
     explanation, printed = split_output(case.message)
     maps, note = heatmaps(case)
@@ -159,8 +159,8 @@ def _exercise(ex):
 
 def render(result):
     """The report page of result, a RunResult, as one self-contained HTML document."""
-    from posgrade.reporting import formats
-    from posgrade.reporting.terminal import environment
+    from posgrade.reporting import common as formats
+    from posgrade.reporting.common import environment
 
     made = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return environment(autoescape=True, strict=True).get_template("report.html.j2").render(

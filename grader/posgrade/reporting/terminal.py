@@ -3,39 +3,9 @@
 Text layouts live in templates/ (jinja2), so the wording can change without touching code.
 """
 
-import functools
 import json
-from pathlib import Path
 
-import jinja2
-
-TEMPLATES = Path(__file__).parent / "templates"
-
-
-@functools.lru_cache(maxsize=None)
-def environment(autoescape=False, strict=False):
-    """The jinja2 environment every reporter renders templates/ with: HTML pages autoescaped,
-    and strict (an undefined name is an error) where a template must not render a blank."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=autoescape,
-                              undefined=jinja2.StrictUndefined if strict else jinja2.Undefined)
-
-
-def failure_groups(result, limit):
-    """The first failures, with cases that failed for the same reason folded into one entry."""
-    groups = []
-    for ex in result.exercises:
-        seen = {}
-        for case in ex.failures:
-            # the same named mistake, or the same non-value failure, is told once
-            key = (f"mistake:{case.mistake}" if case.mistake else
-                   case.message.splitlines()[0] if case.kind != "wrong" else case.id)
-            if key in seen:
-                seen[key]["others"] += 1
-                continue
-            seen[key] = {"exercise": ex.name, "case": case, "others": 0}
-            groups.append(seen[key])
-    return groups if limit is None else groups[:limit], len(groups)
+from posgrade.reporting.common import environment, failure_groups
 
 
 def terminal(result, verbose=False, unicode=True, command="posgrade check"):
@@ -50,3 +20,22 @@ def terminal(result, verbose=False, unicode=True, command="posgrade check"):
 
 def to_json(result):
     return json.dumps(result.to_dict(), indent=2) + "\n"
+
+
+def check_text(result, command, pass_mark=None, verbose=False, unicode=True):
+    """(the whole text `posgrade check` prints, its exit code): the report, then whether grading
+    finished, the pass mark (value, is_percent) when one was given, and reveal notes."""
+    from posgrade.reporting.common import reveal_notes
+
+    text = terminal(result, verbose=verbose, unicode=unicode, command=command)
+    if result.error:
+        text += f"\nGrading did not finish: {result.error}\n"
+    code = 0 if result.passed else 1
+    if pass_mark is not None:
+        mark = pass_mark[0] * result.max_score / 100 if pass_mark[1] else pass_mark[0]
+        reached = not result.error and result.score >= mark - 1e-9
+        text += f"Pass mark {mark:g} / {result.max_score:g}: {'reached' if reached else 'not reached'}\n"
+        code = 0 if reached else 1
+    for note in reveal_notes(result):
+        text += f"Note: {note}\n"
+    return text, code

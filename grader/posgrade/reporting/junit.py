@@ -1,0 +1,76 @@
+"""JUnit XML for CI systems (the Surefire/xunit dialect)."""
+
+import datetime
+import re
+import xml.etree.ElementTree as ET
+
+from posgrade.reporting.common import reveal_notes_for, split_output
+
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text):
+    """Text that XML 1.0 can hold: characters it forbids (NUL, ESC, ...) become U+FFFD."""
+    return _XML_BAD.sub("\ufffd", str(text))
+
+
+def to_junit(result):
+    """JUnit XML (the common Surefire/xunit dialect): <testsuites> of one <testsuite> per
+    exercise, a <testcase> per case; wrong answers are <failure>, learner code that raised,
+    crashed, hung or failed to import is <error>, CUDA cases without a GPU are <skipped>."""
+    stamp = result.started or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    root = ET.Element("testsuites", name="posgrade")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+
+    def suite(name, cases_time):
+        return ET.SubElement(root, "testsuite", name=name, timestamp=stamp, time=f"{cases_time:.3f}")
+
+    if result.error:
+        s = suite("posgrade", result.seconds)
+        tc = ET.SubElement(s, "testcase", classname="posgrade", name="grading", time=f"{result.seconds:.3f}")
+        reason = result.error.splitlines()[0]
+        ET.SubElement(tc, "error", message=_xml(f"grading failed: {reason}"), type="internal").text = _xml(result.error)
+        s.set("tests", "1"), s.set("failures", "0"), s.set("errors", "1"), s.set("skipped", "0")
+        totals["tests"] += 1
+        totals["errors"] += 1
+    for ex in result.exercises:
+        if result.error and not ex.cases:
+            continue
+        s = suite(ex.name, sum(c.seconds for c in ex.cases))
+        props = ET.SubElement(s, "properties")
+        for k, v in (("points", f"{ex.points:g}"), ("score", f"{ex.score:g}"), ("seed", str(result.seed)),
+                     ("devices", ",".join(result.devices)),
+                     ("revealed_before_pass", "true" if ex.revealed_before_pass else "false")):
+            ET.SubElement(props, "property", name=k, value=v)
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        for case in ex.cases:
+            name = case.id.split("::", 1)[1]
+            tc = ET.SubElement(s, "testcase", classname=f"posgrade.{ex.name}", name=_xml(name),
+                               time=f"{case.seconds:.3f}")
+            counts["tests"] += 1
+            if case.status == "skipped":
+                ET.SubElement(tc, "skipped", message=_xml(case.message or "skipped"))
+                counts["skipped"] += 1
+            elif case.status == "failed":
+                explanation, printed = split_output(case.message)
+                tag = "failure" if case.kind in ("wrong", "not-implemented") else "error"
+                first = explanation.splitlines()[0] if explanation else "failed"
+                ET.SubElement(tc, tag, message=_xml(f"{case.title}: {first}"),
+                              type=case.kind or "failed").text = _xml(explanation)
+                if printed:
+                    ET.SubElement(tc, "system-out").text = _xml(printed)
+                counts["failures" if tag == "failure" else "errors"] += 1
+        for k, v in counts.items():
+            s.set(k, str(v))
+            totals[k] += v
+        out = [f"{ex.name}: {ex.score:g} / {ex.points:g}"]
+        if ex.revealed_before_pass:
+            out.append("NOTE: " + reveal_notes_for(ex))
+        ET.SubElement(s, "system-out").text = _xml("\n".join(out))
+    for k, v in totals.items():
+        root.set(k, str(v))
+    root.set("time", f"{result.seconds:.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
