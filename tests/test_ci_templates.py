@@ -111,8 +111,12 @@ def test_gradescope_files_zip_and_run_autograder(tmp_path, example_cases):
     r = cli("ci", "gradescope", "--out", str(out), "--zip", str(zipped), "--cases", str(example_cases),
             "--visibility", str(vis), "-e", "sinusoidal", "--timeout", "2")
     assert r.exit_code == 0, r.output
+    wheel = f"posgrade-{posgrade.__version__}-py3-none-any.whl"  # built from this checkout and bundled
+    assert f"bundled {wheel} (built from the checkout at {ROOT})" in r.output
     expected = {"setup.sh", "run_autograder", "constraints.txt", "README.txt", "visibility.json",
-                "cases/test_private_sinusoidal.py"}
+                "cases/test_private_sinusoidal.py", wheel}
+    with zipfile.ZipFile(out / wheel) as w:  # a real wheel of this source: the hidden cases are in it
+        assert "posgrade/grading/cases/test_sinusoidal.py" in w.namelist()
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == expected
     for script in ("setup.sh", "run_autograder"):
         assert os.stat(out / script).st_mode & stat.S_IXUSR
@@ -121,7 +125,7 @@ def test_gradescope_files_zip_and_run_autograder(tmp_path, example_cases):
         assert set(z.namelist()) == expected  # at the top of the zip, no folder around them
         assert (z.getinfo("run_autograder").external_attr >> 16) & 0o111
     setup = (out / "setup.sh").read_text()
-    assert "download.pytorch.org/whl/cpu" in setup and "-c /autograder/source/constraints.txt" in setup
+    assert "download.pytorch.org/whl/cpu" in setup and '-c "$AG/source/constraints.txt"' in setup
     assert json.loads((out / "visibility.json").read_text())["cases"] == {"sinusoidal::test_long_table": "hidden"}
 
     # run_autograder against a fake /autograder tree, with posgrade from this environment
@@ -131,11 +135,14 @@ def test_gradescope_files_zip_and_run_autograder(tmp_path, example_cases):
         z.extractall(fake / "autograder" / "source")
     make_workspace(fake / "autograder" / "submission" / "my-repo" / "exercises",
                    {"sinusoidal": WRONG / "sinusoidal" / "sin_cos_swapped.py"})
-    script = (out / "run_autograder").read_text().replace("/autograder", str(fake / "autograder"))
-    script = script.replace("/opt/posgrade/bin/", f"{BIN}/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSGRADE_")}
-    p = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    # the documented rehearsal switches: the bundle's /autograder and /opt/posgrade moved
+    env.update(POSGRADE_AUTOGRADER_DIR=str(fake / "autograder"), POSGRADE_PREFIX=str(BIN.parent))
+    p = subprocess.run(["bash", str(fake / "autograder" / "source" / "run_autograder")], env=env,
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
+    # Gradescope may show this stdout to students (stdout_visibility): no case is named in it
+    assert "test_long_table" not in p.stdout and "sinusoidal" not in p.stdout and "results.json" in p.stdout
     results = json.loads((fake / "autograder" / "results" / "results.json").read_text())
     validate(results, GRADESCOPE_SCHEMA)
     tests = {t["extra_data"]["id"]: t for t in results["tests"]}
@@ -151,13 +158,45 @@ def test_gradescope_bundles_a_local_posgrade_package(tmp_path):
     wheel = tmp_path / "posgrade-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"not really a wheel")
     out = tmp_path / "ag"
-    assert cli("ci", "gradescope", "--out", str(out), "--install", str(wheel)).exit_code == 0
+    r = cli("ci", "gradescope", "--out", str(out), "--install", str(wheel))
+    assert r.exit_code == 0 and f"bundled {wheel.name} (given with --install: {wheel})" in r.output
     assert (out / wheel.name).read_bytes() == b"not really a wheel"
-    assert f'"/autograder/source/{wheel.name}"' in (out / "setup.sh").read_text()
+    assert f'"$AG/source/{wheel.name}"' in (out / "setup.sh").read_text()
+
+
+def test_github_bundles_the_wheel_and_installs_from_it(tmp_path):
+    r = cli("ci", "github", "--out", str(tmp_path), "-e", "rope")
+    assert r.exit_code == 0, r.output
+    wheels = list((tmp_path / ".github" / "posgrade").glob("posgrade-*.whl"))
+    assert len(wheels) == 1 and f"bundled {wheels[0].name}" in r.output
+    _, steps = steps_by(yaml.safe_load((tmp_path / ".github" / "workflows" / "classroom.yml").read_text()))
+    install = next(s for s in steps if "pip install" in s.get("run", ""))
+    assert f"-c .github/posgrade-constraints.txt .github/posgrade/{wheels[0].name}" in install["run"]
+    assert "posgrade==" not in install["run"]  # not on PyPI: a requirement would fail on the class's CI
+
+
+def test_a_pip_requirement_is_used_as_given(tmp_path):
+    spec = "posgrade @ git+https://github.com/example/posgrade@v0.1.0"
+    r = cli("ci", "github", "--out", str(tmp_path), "--install", spec)
+    assert r.exit_code == 0 and f"pip installs {spec} as given" in r.output
+    assert not (tmp_path / ".github" / "posgrade").exists()
+    assert f'"{spec}"' in (tmp_path / ".github" / "workflows" / "classroom.yml").read_text()
+
+
+def test_ci_files_are_refused_when_there_is_nothing_to_bundle(tmp_path, monkeypatch):
+    """Installed from a package (no checkout) and no --install: refuse at generation time, naming
+    the option, rather than write files that fail later on the class's CI."""
+    monkeypatch.setattr(ci, "kit_checkout", lambda: None)
+    for command in (["github", "--out", str(tmp_path / "gh")], ["gradescope", "--out", str(tmp_path / "gs")]):
+        r = cli("ci", *command)
+        assert r.exit_code == 2 and "--install PATH/TO/posgrade-" in r.output, r.output
+        assert not any((tmp_path).rglob("*.yml")) and not (tmp_path / "gs").exists()
+    missing = cli("ci", "gradescope", "--out", str(tmp_path / "gs"), "--install", str(tmp_path / "nope.whl"))
+    assert missing.exit_code == 2 and "no such file" in missing.output
 
 
 def test_readme_shows_the_ci_templates_as_posgrade_writes_them():
-    opts = ci.CIOptions(torch="2.13.0", install=f"posgrade=={posgrade.__version__}")
+    opts = ci.CIOptions(torch="2.13.0", bundle=Path(f"posgrade-{posgrade.__version__}-py3-none-any.whl"))
     assert readme_block("yaml", "# posgrade autograding") == ci.github_files(opts)[".github/workflows/classroom.yml"]
     files = ci.gradescope_files(opts)
     assert files["setup.sh"] in README and files["run_autograder"] in README

@@ -1,14 +1,21 @@
 """`posgrade ci github|gradescope`: the files a class needs to grade with posgrade in CI.
 
     github      .github/workflows/classroom.yml (GitHub Actions workflow for a Classroom
-                assignment's template repository) and .github/posgrade-constraints.txt
+                assignment's template repository), .github/posgrade-constraints.txt and the
+                bundled posgrade wheel, .github/posgrade/<wheel>
     gradescope  setup.sh, run_autograder, constraints.txt, README.txt (how to zip and upload),
-                and, when given, the private cases (cases/), the visibility file (as JSON)
-                and a posgrade wheel or sdist to install (bundled)
+                the bundled posgrade wheel, and, when given, the private cases (cases/) and
+                the visibility file (as JSON)
 
 Both install posgrade with the CPU build of torch: torch first from PyTorch's CPU index,
 pinned in the constraints file, then posgrade with `-c` that file so pip keeps that torch.
-The texts are jinja2 templates in templates/.
+The texts are jinja2 templates in reporting/templates/.
+
+Where posgrade comes from: posgrade is not on PyPI, so a requirement like `posgrade==0.1.0`
+would fail on the class's CI. By default the files carry a wheel: built from the kit's own
+source when posgrade runs from a checkout, or the wheel (or sdist) given with --install PATH.
+--install SPEC with a pip requirement (a git URL, an index you publish to) is used as given.
+Where there is neither a checkout nor a file, the command refuses and says which option to pass.
 """
 
 import json
@@ -35,10 +42,74 @@ def installed_torch():
         return "2.4.0"
 
 
-def default_install():
+def kit_checkout():
+    """The source checkout posgrade runs from (its pyproject.toml, setup.py and grader/posgrade), or None
+    when posgrade was installed from a package."""
     import posgrade
 
-    return f"posgrade=={posgrade.__version__}"
+    root = Path(posgrade.__file__).resolve().parents[2]
+    if all((root / f).is_file() for f in ("pyproject.toml", "setup.py", "grader/posgrade/__init__.py")):
+        return root
+    return None
+
+
+_NOT_SOURCE = {".git", ".venv", "venv", "build", "dist", "__pycache__", ".posgrade", "node_modules"}
+
+
+def build_wheel(root, dest):
+    """Build posgrade's wheel from the checkout at root into dest; the wheel's path. The source is
+    copied first, so that a stale build/ folder of the checkout cannot slip old files in."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="posgrade-src-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(root, src, ignore=lambda folder, names: [
+            n for n in names if n in _NOT_SOURCE or n.endswith(".egg-info") or n.endswith(".pyc")])
+        tries = [["--no-build-isolation"], []]  # this environment's setuptools first (fast, offline)
+        errors = []
+        for extra in tries:
+            p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *extra, "-w", str(dest),
+                                str(src)], capture_output=True, text=True)
+            wheels = sorted(Path(dest).glob("posgrade-*.whl"))
+            if p.returncode == 0 and wheels:
+                return wheels[-1]
+            errors.append((p.stderr or p.stdout).strip().splitlines()[-1:] or ["pip wheel failed"])
+    raise RuntimeError(f"could not build posgrade's wheel from {root}: {errors[-1][0]}")
+
+
+def _is_spec(install):
+    """A pip requirement (used as given), as opposed to a package file to bundle."""
+    return bool(install) and not Path(install).expanduser().suffix in (".whl", ".gz", ".zip")
+
+
+def package_to_bundle(opts, build_dir):
+    """(path of the posgrade package file to bundle, a sentence saying where it came from), or
+    (None, "") when --install gave a pip requirement. CheckError where there is nothing to bundle."""
+    from posgrade.loop.check import CheckError
+
+    import posgrade
+
+    if _is_spec(opts.install):
+        return None, ""
+    if opts.install:
+        path = Path(opts.install).expanduser().resolve()
+        if not path.is_file():
+            raise CheckError(f"--install {opts.install}: no such file (give a posgrade wheel or sdist, or a pip "
+                             "requirement such as 'posgrade @ git+https://github.com/ORG/posgrade@TAG')")
+        return path, f"given with --install: {path}"
+    root = kit_checkout()
+    if root is None:
+        raise CheckError(
+            f"posgrade {posgrade.__version__} runs from an installed package, not from a checkout of its source, "
+            "so there is no wheel to bundle and posgrade is not on PyPI: pass --install "
+            f"PATH/TO/posgrade-{posgrade.__version__}-py3-none-any.whl (the wheel you installed), or --install "
+            "'posgrade @ git+https://github.com/ORG/posgrade@TAG'")
+    try:
+        return build_wheel(root, build_dir), f"built from the checkout at {root}"
+    except RuntimeError as err:
+        raise CheckError(f"{err}; build it yourself (python -m build) and pass --install PATH/TO/the.whl") from None
 
 
 @dataclass
@@ -52,8 +123,9 @@ class CIOptions:
     cases: list = field(default_factory=list)  # Gradescope: instructor case files (paths)
     visibility: object = None  # Gradescope: an instructor.Visibility
 
+    bundle: object = None  # the package file the generated files carry and install from (a Path), if any
+
     def __post_init__(self):
-        self.install = self.install or default_install()
         self.torch = self.torch or installed_torch()
 
     @property
@@ -79,30 +151,31 @@ def _constraints(opts):
             f"torch=={opts.torch}\n")
 
 
-def _is_local_package(spec):
-    p = Path(spec).expanduser()
-    return p.suffix in (".whl", ".gz", ".zip") and p.is_file()
-
-
 def github_files(opts):
-    """{relative path: text} for a Classroom template repository."""
-    workflow = _env().get_template("github-classroom.yml.j2").render(
-        python=opts.python, torch=opts.torch, torch_index=TORCH_CPU_INDEX, install=opts.install,
+    """{relative path: text or Path (a file to copy)} for a Classroom template repository."""
+    files = {}
+    install = f'"{opts.install}"'
+    if opts.bundle is not None:
+        rel = f".github/posgrade/{Path(opts.bundle).name}"
+        files[rel] = Path(opts.bundle)
+        install = rel
+    files[".github/workflows/classroom.yml"] = _env().get_template("github-classroom.yml.j2").render(
+        python=opts.python, torch=opts.torch, torch_index=TORCH_CPU_INDEX, install=install,
         names=opts.names, workspace=opts.workspace, timeout=f"{opts.timeout:g}",
         grade_minutes=opts.budget_minutes, job_minutes=opts.budget_minutes + 15)
-    return {".github/workflows/classroom.yml": workflow, ".github/posgrade-constraints.txt": _constraints(opts)}
+    files[".github/posgrade-constraints.txt"] = _constraints(opts)
+    return files
 
 
 def gradescope_files(opts, out_label="gradescope-autograder"):
     """{relative path: text or Path (a file to copy)} for a Gradescope autograder zip."""
     env = _env()
     files = {}
-    install, bundled = opts.install, ""
-    if _is_local_package(opts.install):
-        src = Path(opts.install).expanduser()
-        bundled = src.name
-        files[bundled] = src
-        install = f"/autograder/source/{bundled}"
+    install, bundled = f'"{opts.install}"', ""
+    if opts.bundle is not None:
+        bundled = Path(opts.bundle).name
+        files[bundled] = Path(opts.bundle)
+        install = f'"$AG/source/{bundled}"'
     cases = []
     for c in opts.cases:
         files[f"cases/{Path(c).name}"] = Path(c)
@@ -115,7 +188,7 @@ def gradescope_files(opts, out_label="gradescope-autograder"):
         if v.stdout:
             doc["stdout"] = v.stdout
         files["visibility.json"] = json.dumps(doc, indent=2) + "\n"
-    common = dict(torch=opts.torch, torch_index=TORCH_CPU_INDEX, install=install, names=opts.names,
+    common = dict(torch=opts.torch, torch_index=TORCH_CPU_INDEX, install_arg=install, names=opts.names,
                   timeout=f"{opts.timeout:g}", cases=cases, visibility=opts.visibility is not None,
                   bundled=bundled, out=out_label, minutes=opts.budget_minutes,
                   graded="every exercise" if opts.names == "--all" else ", ".join(opts.exercises))
@@ -179,29 +252,45 @@ def _write_checked(out, files, force):
     return write_files(out, files)
 
 
+def _bundled(opts, build_dir, where):
+    """Fill opts.bundle; the line saying what the files carry."""
+    opts.bundle, origin = package_to_bundle(opts, build_dir)
+    if opts.bundle is None:
+        return (f"pip installs {opts.install} as given: make sure the class's CI can reach it "
+                "(without --install, the files carry a posgrade wheel instead)")
+    return f"bundled {Path(opts.bundle).name} ({origin}) as {where}{Path(opts.bundle).name}: CI installs posgrade from it"
+
+
 def write_github(out, opts, force=False):
-    """`posgrade ci github`: write the workflow into out/.github/; lines to print."""
-    lines = [f"wrote {path}" for path in _write_checked(Path(out), github_files(opts), force)]
+    """`posgrade ci github`: write the workflow (and the bundled wheel) into out/.github/; lines to print."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="posgrade-wheel-") as build_dir:
+        note = _bundled(opts, build_dir, ".github/posgrade/")
+        lines = [f"wrote {path}" for path in _write_checked(Path(out), github_files(opts), force)]
+    lines.append(note)
     lines.append(f"Commit them to the assignment's template repository; students' pushes are graded with "
                  f"{opts.names} from {opts.workspace}/ and the reporter sends Classroom the points.")
-    if opts.install == default_install():
-        lines.append(f"pip installs {opts.install}; if your posgrade comes from elsewhere, rerun with "
-                     "--install SPEC (a git URL or a package file).")
     return lines
 
 
 def write_gradescope(out, opts, zip_path=None, force=False):
     """`posgrade ci gradescope`: write the autograder files (and the zip); lines to print."""
+    import tempfile
+
     from posgrade.loop.check import CheckError
 
-    files = gradescope_files(opts, out_label=out)
-    lines = [f"wrote {path}" for path in _write_checked(Path(out), files, force)]
-    if zip_path:
-        if Path(zip_path).exists() and not force:
-            raise CheckError(f"{zip_path} exists; add --force to overwrite")
-        write_zip(zip_path, files)
-        lines.append(f"wrote {zip_path}: upload it as the assignment's autograder")
-    else:
-        lines.append(f"Zip the files (cd {out} && zip -r ../posgrade-autograder.zip .) and upload the zip as the "
-                     "assignment's autograder; see README.txt there.")
+    if zip_path and Path(zip_path).exists() and not force:
+        raise CheckError(f"{zip_path} exists; add --force to overwrite")
+    with tempfile.TemporaryDirectory(prefix="posgrade-wheel-") as build_dir:
+        note = _bundled(opts, build_dir, "")
+        files = gradescope_files(opts, out_label=out)
+        lines = [f"wrote {path}" for path in _write_checked(Path(out), files, force)]
+        if zip_path:
+            write_zip(zip_path, files)
+            lines.append(f"wrote {zip_path}: upload it as the assignment's autograder")
+        else:
+            lines.append(f"Zip the files (cd {out} && zip -r ../posgrade-autograder.zip .) and upload the zip as "
+                         "the assignment's autograder; see README.txt there.")
+    lines.insert(-1, note)
     return lines

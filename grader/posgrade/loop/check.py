@@ -170,9 +170,12 @@ class _Plan:
     """What an error result needs, learnt step by step as the run goes."""
 
     def __init__(self, opts):
-        self.names = [n for n in opts.names if n in catalog.names()] or (catalog.names() if opts.all else [])
+        # until the workspace says which exercise is next, an error result counts every exercise, so that
+        # a classroom's result still holds 0 of the real maximum (GitHub's reporter skips max_score 0)
+        self.names = [n for n in opts.names if n in catalog.names()] or catalog.names()
         self.workspace = opts.workspace or ""
         self.seed = opts.seed or 0
+        self.provisional = {}  # github output path -> the provisional line written there
 
     def error(self, reason):
         return error_result(reason, self.names, self.workspace, self.seed)
@@ -223,11 +226,12 @@ def _write_placeholders(opts, plan):
     from outside (a CI's hard time-out) still leaves a result that says so."""
     reason = "grading did not finish: the grader was stopped before it could write its results"
     for fmt, path in opts.targets:
-        if fmt != "github":  # appending to $GITHUB_OUTPUT twice would be read twice
-            try:
-                formats.write(fmt, Path(path).expanduser(), plan.error(reason), opts.visibility)
-            except OSError:
-                pass
+        try:  # github: a line that the final one replaces (the step's output must hold exactly one)
+            line = formats.write(fmt, Path(path).expanduser(), plan.error(reason), opts.visibility)
+        except OSError:
+            continue
+        if line:
+            plan.provisional[path] = line
 
 
 def run(opts, warn=print):
@@ -239,17 +243,18 @@ def run(opts, warn=print):
         result, rerun = grade(opts, plan)
     except CheckError as err:
         if opts.targets:
-            formats.write_all(opts.targets, plan.error(str(err)), opts.visibility, opts.summary_path, warn)
+            formats.write_all(opts.targets, plan.error(str(err)), opts.visibility, opts.summary_path, warn,
+                              plan.provisional)
         raise
     except Exception as err:  # the grader's own failure: still a result file, status "error"
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [""]
         what = lines[0] + (f" ... {lines[-1].removeprefix('E ').strip()}" if len(lines) > 1 else "")
         reason = f"internal error in the grader: {type(err).__name__}: {what}"
         formats.write_all(opts.targets, plan.error(reason + "\n\n" + traceback.format_exc()), opts.visibility,
-                          opts.summary_path, warn)
+                          opts.summary_path, warn, plan.provisional)
         text = formats.escape_commands(f"posgrade: {reason}\n\n{traceback.format_exc()}")
         return CheckOutcome(plan.error(reason), text, 1, failed=True)
-    formats.write_all(opts.targets, result, opts.visibility, opts.summary_path, warn)
+    formats.write_all(opts.targets, result, opts.visibility, opts.summary_path, warn, plan.provisional)
     text, code = terminal.check_text(result, rerun, mark, verbose=opts.verbose, unicode=opts.unicode)
     if opts.escape:
         text = formats.escape_commands(text)  # learner output must not read as a workflow command

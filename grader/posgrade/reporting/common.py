@@ -78,6 +78,24 @@ def weighted(ex):
     return [(c, u / scale if c.status == "passed" else 0.0, u / scale) for c, u in zip(graded, units)]
 
 
+def _exact_sum(tests, target):
+    """Make the left-to-right float sum of tests[].score (what GitHub's reporter computes in
+    JavaScript, and Gradescope adds up) land exactly on target, by nudging the last scoring test."""
+    scoring = [i for i, t in enumerate(tests) if t["score"]]
+    if not scoring:
+        return
+    last = scoring[-1]
+    before = 0.0
+    for t in tests[:last]:
+        before += t["score"]
+    candidate = target - before
+    for _ in range(4):
+        if before + candidate == target:
+            break
+        candidate = candidate + (target - (before + candidate))
+    tests[last]["score"] = candidate
+
+
 def split_output(message):
     """(explanation, what the learner's code printed) from a case message."""
     head, sep, printed = message.partition("\nyour code printed:\n")

@@ -63,25 +63,40 @@ def render(fmt, result, visibility=None):
     return RENDER[fmt](result, visibility)
 
 
-def write(fmt, path, result, visibility=None, summary_path=None):
-    """Write result as fmt to path. For github, path is the $GITHUB_OUTPUT file (appended to)
-    and summary_path the $GITHUB_STEP_SUMMARY file (appended to, when given)."""
+def write(fmt, path, result, visibility=None, summary_path=None, replace=""):
+    """Write result as fmt to path. For github, path is the $GITHUB_OUTPUT file (appended to;
+    `replace`, a line written there before, is taken out first) and summary_path the
+    $GITHUB_STEP_SUMMARY file (appended to, when given)."""
     if fmt == "github":
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(github.github_output_line(result))
+        line = github.github_output_line(result)
+        text = Path(path).read_text(encoding="utf-8") if replace and Path(path).exists() else ""
+        if replace and replace in text:  # the provisional result: the step's output holds one result
+            i = text.rindex(replace)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text[:i] + text[i + len(replace):] + line)
+        else:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line)
         if summary_path:
             with open(summary_path, "a", encoding="utf-8") as f:
                 f.write(github.github_summary(result))
-        return
+        return line
     atomic_write(path, render(fmt, result, visibility))
+    return ""
 
 
-def write_all(targets, result, visibility=None, summary_path=None, warn=print):
+def write_all(targets, result, visibility=None, summary_path=None, warn=print, replace=None):
     """Write result to every (format, path) in targets; a file that cannot be written is told
-    through warn(line) and does not stop the others."""
+    through warn(line) and does not stop the others. replace: {path: a provisional github line
+    to take out}. Returns {path: the github line written} for each github target."""
+    written = {}
     for fmt, path in targets:
         try:
-            write(fmt, Path(path).expanduser(), result, visibility,
-                  summary_path=summary_path if fmt == "github" else None)
+            line = write(fmt, Path(path).expanduser(), result, visibility,
+                         summary_path=summary_path if fmt == "github" else None,
+                         replace=(replace or {}).get(path, ""))
+            if line:
+                written[path] = line
         except OSError as err:
             warn(f"posgrade: could not write the {fmt} results to {path}: {err}")
+    return written

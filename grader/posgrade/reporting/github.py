@@ -4,55 +4,64 @@ import base64
 import json
 import re
 
-from posgrade.reporting.common import (_escape_all, _units, cap, environment, escape_commands, failure_groups,
-                                       reveal_notes, reveal_notes_for, split_output, summary, task_id, test_code,
-                                       test_name, weighted)
+from posgrade.reporting.common import (_escape_all, _exact_sum, _units, cap, environment, failure_groups, reveal_notes,
+                                       reveal_notes_for, split_output, summary, task_id, weighted)
 
-def _exact_sum(tests, target):
-    """Make the left-to-right float sum of tests[].score (what the reporter computes in
-    JavaScript) land exactly on target, by nudging the last scoring test."""
-    scoring = [i for i, t in enumerate(tests) if t["score"]]
-    if not scoring:
-        return
-    last = scoring[-1]
-    before = 0.0
-    for t in tests[:last]:
-        before += t["score"]
-    candidate = target - before
-    for _ in range(4):
-        if before + candidate == target:
-            break
-        candidate = candidate + (target - (before + candidate))
-    tests[last]["score"] = candidate
+
+MESSAGE_CAP = 1200  # characters of one exercise's message in the Classroom result (README: GitHub Classroom)
+FAILURES_SHOWN = 3  # failed cases named in an exercise's message; the rest are counted
+
+
+def _exercise_message(ex, cases):
+    """One exercise's message for the Classroom reporter: its score, then its first failures, one
+    line each (cases that failed for one reason told once), then where the rest is."""
+    graded = [c for c, _, _ in cases]
+    lines = [f"{ex.score:g} / {ex.points:g} points: {sum(c.status == 'passed' for c in graded)} of "
+             f"{len(graded)} cases passed"]
+    if ex.revealed_before_pass:
+        lines.append(reveal_notes_for(ex))
+    groups = {}  # one reason (a named mistake, or the explanation's first line) -> its cases
+    for case in (c for c in graded if c.status == "failed"):
+        first = (split_output(case.message)[0].strip().splitlines() or ["failed"])[0]
+        groups.setdefault(case.mistake or first, []).append((case, first))
+    for members in list(groups.values())[:FAILURES_SHOWN]:
+        case, first = members[0]
+        more = f" (+{len(members) - 1} more case{'s' * (len(members) > 2)})" if len(members) > 1 else ""
+        lines.append(f"- {case.title}" + (f" [{case.params}]" if case.params else "") + f": {first}{more}")
+    if len(groups) > FAILURES_SHOWN:
+        lines.append(f"{len(groups) - FAILURES_SHOWN} more kinds of failure: see the job's summary page and the "
+                     "posgrade-junit artifact.")
+    return cap("\n".join(lines), MESSAGE_CAP)
 
 
 def to_github(result):
     """The JSON that GitHub Classroom's autograding reporter reads (the python grader's version 3
     shape: status, max_score, tests[] with name, status, score, message, test_code, filename,
-    line_no, duration in ms, output), every string escaped against workflow commands, since the
-    reporter prints names and messages into the job log. Each test has its own weighted score;
-    Classroom's points are the sum of tests[].score."""
+    line_no, duration in ms), every string escaped against workflow commands, since the reporter
+    prints names and messages into the job log.
+
+    One test per exercise, never one per case: the result travels to the reporter in ONE
+    environment variable, which Linux caps at 131,072 bytes, so its size must not grow with the
+    learner's output or the number of failures (each message is cut at MESSAGE_CAP; per-case
+    detail goes to the step summary and the JUnit artifact). A test's score is its exercise's
+    score; Classroom's points are the sum of tests[].score. Statuses as the reporter reads them:
+    a learner's wrong, unfinished, crashing or hanging code is "fail"; "error" only when the
+    grader could not finish (then the one test names the reason, with 0 of the real maximum)."""
     tests = []
     if result.error:
-        tests.append({"name": "posgrade: grading failed", "status": "error", "score": 0.0, "max_score": 0.0,
-                      "message": result.error, "test_code": f"posgrade check --seed {result.seed}",
-                      "filename": "", "line_no": 0, "duration": round(result.seconds * 1000)})
+        tests.append({"name": "posgrade: grading failed", "status": "error", "score": 0.0,
+                      "max_score": result.max_score, "message": cap(result.error, MESSAGE_CAP),
+                      "test_code": f"posgrade check --seed {result.seed}", "filename": "", "line_no": 0,
+                      "duration": round(result.seconds * 1000)})
     else:
         for ex in result.exercises:
-            if ex.revealed_before_pass:
-                tests.append({"name": f"{ex.name}: reference solution revealed before passing", "status": "fail",
-                              "score": 0.0, "max_score": 0.0, "message": reveal_notes_for(ex),
-                              "test_code": f"posgrade reveal {ex.name}", "filename": "", "line_no": 0,
-                              "duration": 0})
-            for case, score, max_score in weighted(ex):
-                explanation, printed = split_output(case.message)
-                status = "pass" if case.status == "passed" else ("fail" if case.kind == "wrong" else "error")
-                test = {"name": test_name(case), "status": status, "score": score, "max_score": max_score,
-                        "message": explanation, "test_code": test_code(result, case), "filename": "",
-                        "line_no": 0, "duration": round(case.seconds * 1000), "task_id": task_id(case.exercise)}
-                if printed:
-                    test["output"] = cap(escape_commands(printed))  # escaped first: the cap holds after it
-                tests.append(test)
+            cases = weighted(ex)
+            score = sum(_units(s) for _, s, _ in cases) / 10 ** 4  # shares in exact units, as weighted() made them
+            tests.append({"name": f"{ex.name} · {ex.title}", "status": "pass" if ex.passed else "fail",
+                          "score": score, "max_score": ex.points, "message": _exercise_message(ex, cases),
+                          "test_code": f"posgrade check {ex.name} --seed {result.seed}", "filename": "",
+                          "line_no": 0, "duration": round(sum(c.seconds for c in ex.cases) * 1000),
+                          "task_id": task_id(ex.name)})
         target = sum(_units(t["score"]) for t in tests) / 10 ** 4
         _exact_sum(tests, target)
     out = {"version": 3, "status": result.status, "message": summary(result), "max_score": result.max_score,

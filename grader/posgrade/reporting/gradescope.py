@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass, field
 
-from posgrade.reporting.common import reveal_notes, reveal_notes_for, summary, test_name, weighted
+from posgrade.reporting.common import _exact_sum, _units, reveal_notes, reveal_notes_for, summary, test_name, weighted
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 DEFAULT_PRIVATE_VISIBILITY = "after_due_date"
@@ -87,6 +87,10 @@ def to_gradescope(result, visibility=None):
             if case.message:
                 test["output"] = case.message
             out["tests"].append(test)
+    # the top-level score is the sum of the tests' scores, rounded the same way, so the two agree exactly
+    scored = [t for t in out["tests"] if "score" in t]
+    out["score"] = sum(_units(t["score"]) for t in scored) / 10 ** 4
+    _exact_sum(scored, out["score"])
     lines = [summary(result, hidden=frozenset(hidden))] + result.notes + reveal_notes(result)
     out["output"] = "\n".join(lines)
     return out
