@@ -25,14 +25,25 @@ def make_workspace(path, files=None, base="solutions"):
     return path
 
 
+_SESSIONS = {}  # (device, limits) -> a GradingSession whose standby worker has torch imported already
+
+
 def grade(workspace, exercises, seed=0, device="auto", **limits):
-    """Grade in this process (nested pytest), the way the CLI does."""
+    """Grade in this process (nested pytest), the way the CLI does, through one GradingSession per
+    (device, limits) kept for the whole test run: each grading gets a fresh worker that has never run
+    learner code, started while the previous grading ran (as grade-batch does)."""
+    key = (device, tuple(sorted(limits.items())))
+    if key not in _SESSIONS:
+        _SESSIONS[key] = runner.GradingSession(workspace, runner.Limits(**limits), device=device)
     request = runner.GradeRequest(str(workspace), list(exercises), seed, device)
-    worker = runner.start_worker(workspace, runner.Limits(**limits), device=device)
-    try:
-        return runner.grade(request, worker)
-    finally:
-        worker.close()
+    return _SESSIONS[key].grade(request, standby=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_grading_sessions():
+    yield
+    for session in _SESSIONS.values():
+        session.close()
 
 
 def snapshot(folder):

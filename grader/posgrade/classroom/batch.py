@@ -339,8 +339,12 @@ class Batch:
 
 # -- the grader process (python -m posgrade.classroom.batch) --------------------------------------------
 
+_SESSIONS = {}  # (timeout, device) -> this grader process's GradingSession, its next worker started ahead
+
+
 def _grade_job(job):
     from posgrade.classroom import instructor
+    from posgrade.grading.session import GradingSession, Limits
     from posgrade.loop import check
     from posgrade.reporting import formats, terminal
 
@@ -351,7 +355,10 @@ def _grade_job(job):
     rerun = "posgrade check " + " ".join(job["names"])
     try:
         opts.case_files = instructor.load_case_files(job["cases"]) if job["cases"] else []
-        result, rerun = check.grade(opts)
+        key = (job["timeout"], job["device"])
+        if key not in _SESSIONS:
+            _SESSIONS[key] = GradingSession(job["workspace"], Limits(seconds=job["timeout"]), job["device"])
+        result, rerun = check.grade(opts, session=_SESSIONS[key])
     except (check.CheckError, instructor.InstructorError) as err:
         result, reply["usage_error"] = check.error_result(str(err), job["names"], job["workspace"], job["seed"]), True
     except KeyboardInterrupt:
@@ -385,6 +392,8 @@ def serve():
         except Exception as err:  # a result file could not be written: say so, keep serving
             reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         answer.write(json.dumps(reply) + "\n")
+    for session in _SESSIONS.values():  # the standby workers go with the grader
+        session.close()
 
 
 def progress_line(done, total, row):

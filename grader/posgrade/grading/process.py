@@ -100,6 +100,15 @@ class Worker:
             raise RuntimeError("refresh() needs a started worker that has not run learner code")
         self._sync(Path(self._copy.name) / "workspace")
 
+    def retarget(self, workspace):
+        """Point a worker that has run nothing yet at another workspace and copy its files in: a
+        standby worker (torch already imported) then serves the next workspace, as in grade-batch
+        and the project's own tests, instead of a fresh process importing torch again."""
+        if self.proc is None or self.requests:
+            raise RuntimeError("retarget() needs a started worker that has not run learner code")
+        self.workspace = str(Path(workspace).resolve())
+        self.refresh()
+
     def start(self):
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()

@@ -6,14 +6,16 @@
 
 The worker is started when the session is made, before torch is imported in this process, so the
 two imports overlap. `grade()` runs the hidden cases (plugin.run_cases) against that worker and
-ends it; with `standby=True` (posgrade watch) a fresh worker is started at once for the next run,
-and `grade(..., refresh=True)` first hands it the workspace's files as they are now.
+ends it; with `standby=True` (posgrade watch, grade-batch, the project's tests) a fresh worker is
+started at once for the next run, and the next `grade()` first hands it the files of its workspace
+as they are now (`refresh=True` for the same workspace; another workspace is always copied in).
 While `stop_signals` is on, SIGTERM (a CI's time-out) and SIGINT end the run early; the result
 then carries RunResult.error, so it is reported as an error, never as a partial score.
 """
 
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from posgrade.grading.process import LearnerError, Limits, start_worker  # noqa: F401  (the session's vocabulary)
 
@@ -78,9 +80,11 @@ class GradingSession:
         ended the run (with stop_signals), ValueError for a device that is not there."""
         from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
 
-        worker = self.worker or start_worker(self.workspace, self.limits, device=self.device)
+        worker = self.worker or start_worker(request.workspace, self.limits, device=self.device)
         self.worker = None
-        if refresh:
+        if worker.workspace != str(Path(request.workspace).resolve()):
+            worker.retarget(request.workspace)  # a standby worker serves the next workspace
+        elif refresh:
             worker.refresh()
         stopped = _StopSignals(stop_signals)
         result = None
@@ -92,8 +96,8 @@ class GradingSession:
                 raise
         finally:
             worker.close()
-        if standby:  # the next run's worker imports torch while the learner edits
-            self.worker = start_worker(self.workspace, self.limits, device=self.device)
+        if standby:  # the next run's worker imports torch meanwhile (while the learner edits, say)
+            self.worker = start_worker(request.workspace, self.limits, device=self.device)
         if stopped.signal:
             raise Stopped(stopped.signal, result)
         return result

@@ -181,8 +181,10 @@ class _Plan:
         return error_result(reason, self.names, self.workspace, self.seed)
 
 
-def grade(opts, plan=None):
-    """(RunResult, rerun command): the grading behind `check` (and each submission of grade-batch)."""
+def grade(opts, plan=None, session=None):
+    """(RunResult, rerun command): the grading behind `check` (and each submission of grade-batch).
+    With `session` (a GradingSession kept by the caller, as grade-batch's grader processes keep one),
+    its standby worker grades and a new one is started for the next call."""
     plan = plan or _Plan(opts)
     validate_names(opts.names, opts.all)
     ws, progress = open_workspace(opts.workspace)
@@ -198,17 +200,21 @@ def grade(opts, plan=None):
     _write_placeholders(opts, plan)
     stop = bool(opts.targets) if opts.stop_signals is None else opts.stop_signals
     figures = any(fmt == "html" for fmt, _ in opts.targets)
-    with GradingSession(ws, Limits(seconds=opts.timeout), device=opts.device) as session:
-        try:
-            result = session.grade(GradeRequest(str(ws), names, seed, opts.device, extra_cases=extra,
-                                                figures=figures), stop_signals=stop)
-        except ValueError as err:
-            raise CheckError(str(err)) from None
-        except Stopped as stopped:
-            reason = (f"grading was stopped by {stopped.signal} before every case ran; the cases that ran "
-                      f"are kept in the JSON result, and the run scores 0")
-            result = stopped.result or plan.error(reason)
-            result.error = reason
+    own = session is None
+    session = session or GradingSession(ws, Limits(seconds=opts.timeout), device=opts.device)
+    try:
+        result = session.grade(GradeRequest(str(ws), names, seed, opts.device, extra_cases=extra,
+                                            figures=figures), stop_signals=stop, standby=not own)
+    except ValueError as err:
+        raise CheckError(str(err)) from None
+    except Stopped as stopped:
+        reason = (f"grading was stopped by {stopped.signal} before every case ran; the cases that ran "
+                  f"are kept in the JSON result, and the run scores 0")
+        result = stopped.result or plan.error(reason)
+        result.error = reason
+    finally:
+        if own:
+            session.close()
     for ex in result.exercises:
         ex.revealed_before_pass = revealed.get(ex.name, False)
     if opts.save and not result.error:
