@@ -116,3 +116,21 @@ def test_a_finished_run_replaces_its_provisional_line_and_keeps_other_outputs(tm
     assert lines[0] == "earlier=kept" and len([ln for ln in lines if ln.startswith("result=")]) == 1
     results = json.loads(base64.b64decode(lines[-1].removeprefix("result=")))
     assert results["status"] == "pass"
+
+
+def test_a_case_the_grader_itself_fails_makes_the_run_an_error_not_a_grade(tmp_path):
+    """As with the broken wheel of issue 11 (every case a 'grader error'): the grader failed, so every
+    consumer must read "error", not a learner's "fail"."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "test_private_broken.py").write_text(
+        'EXERCISE = "batches"\n\n\ndef test_private_lookup(learner):\n    """a case with a bug of its own"""\n'
+        '    {}["weight"]\n')
+    out, js = tmp_path / "gh.txt", tmp_path / "r.json"
+    p = posgrade("check", "batches", "-w", "solutions", "--cases", str(cases), "--format", "github",
+                 "--output", str(out), "--json", str(js))
+    assert p.returncode == 1
+    results, points = reporter_read(out.read_text())
+    assert results["status"] == "error" and points == 0
+    assert "the grader itself failed on 1 case" in results["tests"][0]["message"]
+    assert json.loads(js.read_text())["status"] == "error"

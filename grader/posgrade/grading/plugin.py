@@ -247,4 +247,9 @@ def run_cases(request, worker):
         result.exercises.append(ExerciseResult(
             name, ex.title, ex.points, earned=sum(c.score for c in graded),
             graded=sum(c.points for c in graded), cases=cases))
+    broken = [c for e in result.exercises for c in e.cases if c.kind == "internal"]
+    if broken:  # the grader failed, not the learner: the run is an error, never a grade
+        first = broken[0].message.splitlines()[0] if broken[0].message else "failed"
+        result.error = (f"the grader itself failed on {len(broken)} case{'s' * (len(broken) > 1)} "
+                        f"(first: {broken[0].id}: {first}); please report it")
     return result
