@@ -66,8 +66,9 @@ def test_reset_backs_up_then_restores_the_stub(tmp_path):
     assert (ws / "learned.py").read_text() == stub("learned")
     backups = list((ws / ".posgrade" / "backups").glob("learned-*.py"))
     assert len(backups) == 1 and backups[0].read_text() == mine
-    run("reset", "learned", "--workspace", str(ws))
-    assert len(list((ws / ".posgrade" / "backups").glob("learned-*.py"))) == 2
+    again = run("reset", "learned", "--workspace", str(ws))  # a fresh stub already: no second backup
+    assert again.exit_code == 0 and "fresh stub already" in again.output
+    assert len(list((ws / ".posgrade" / "backups").glob("learned-*.py"))) == 1
 
 
 def test_hints_come_one_at_a_time(tmp_path):

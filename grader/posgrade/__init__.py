@@ -3,8 +3,9 @@
 The package is layered; each subpackage imports only the layers below it (tests/test_layers.py
 checks it, reading this line):
 
-Layers, top to bottom: cli > classroom > loop > reporting > grading > diagnosis > kit > results
+Layers, top to bottom: notebook > cli > classroom > loop > reporting > grading > diagnosis > kit > results
 
+    notebook/    inside a Jupyter kernel: %load_ext posgrade, the %posgrade magic, posgrade.notebook.check(name)
     cli/         click commands only: parse, call one function below, map to an exit code
     classroom/   grade-batch, CI files for GitHub Classroom and Gradescope, instructor case and visibility files
     loop/        the learner's loop: check (grade, write result files, exit code), watch, init/hint/reveal/reset
@@ -16,3 +17,10 @@ Layers, top to bottom: cli > classroom > loop > reporting > grading > diagnosis 
 """
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext posgrade` in IPython or Jupyter: the %posgrade magic (posgrade.notebook)."""
+    from posgrade.notebook import load_ipython_extension as load
+
+    load(ipython)

@@ -13,14 +13,18 @@ from posgrade.reporting.formats import FORMATS
 
 @click.command()
 @click.argument("directory", default="exercises", required=False)
+@click.option("--notebook", is_flag=True,
+              help="Write one Jupyter notebook per exercise (<name>.ipynb: the spec, the stub, a grading cell) "
+                   "instead of .py files; needs nbformat (pip install 'posgrade[notebook]').")
 @usage_errors
-def init(directory):
+def init(directory, notebook):
     """Copy fresh exercise stubs into DIRECTORY (default ./exercises); never overwrites a file."""
-    echo_lines(ws_mod.init(directory))
+    echo_lines(ws_mod.init(directory, notebook=notebook))
 
 
 @click.command("list")
 @workspace_option
+@usage_errors
 def list_(workspace):
     """The exercises in order, with your status and best score."""
     echo_lines(ws_mod.listing(workspace))

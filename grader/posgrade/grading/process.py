@@ -85,13 +85,20 @@ class Worker:
         return code, run
 
     def _sync(self, code):
-        """Make the folder `code` hold exactly the workspace's .py files, as they are now."""
+        """Make the folder `code` hold exactly the workspace's .py files, as they are now, plus
+        <name>.py built from each <name>.ipynb that has no .py beside it (kit.notebooks: its code
+        cells, read here, never executed here)."""
+        from posgrade.kit import notebooks
+
         current = {p.name for p in Path(self.workspace).glob("*.py")}
+        built = {f"{stem}.py": path for stem, path in notebooks.notebook_only(self.workspace).items()}
         for old in code.glob("*.py"):
-            if old.name not in current:
+            if old.name not in current and old.name not in built:
                 old.unlink()
         for name in current:
             shutil.copyfile(Path(self.workspace) / name, code / name)
+        for name, path in built.items():
+            (code / name).write_text(notebooks.module_text(path), encoding="utf-8")
 
     def refresh(self):
         """Copy the workspace's files afresh into a worker that has run nothing yet (posgrade watch

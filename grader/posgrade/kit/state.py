@@ -41,9 +41,13 @@ def find_workspace(option=None):
     path = Path(raw).expanduser()
     if not path.is_dir() and raw == "solutions":
         return kit_dir("solutions")  # `--workspace solutions` grades the reference itself
+    source = "--workspace" if option else ("$POSGRADE_WORKSPACE" if os.environ.get("POSGRADE_WORKSPACE")
+                                           else "the default ./exercises")
+    if path.is_file():
+        raise WorkspaceError(f"{source} {raw} is a file; a workspace is the folder that holds the exercise files: "
+                             f"pass --workspace {path.parent}" + (f" (and the exercise's name, {path.stem})"
+                                                                  if path.suffix in (".py", ".ipynb") else ""))
     if not path.is_dir():
-        source = "--workspace" if option else ("$POSGRADE_WORKSPACE" if os.environ.get("POSGRADE_WORKSPACE")
-                                               else "the default ./exercises")
         raise WorkspaceError(f"no workspace at {path} (from {source}); run `posgrade init` to create one, "
                              f"or pass --workspace DIR")
     return path.resolve()
@@ -52,6 +56,16 @@ def find_workspace(option=None):
 def is_kit_dir(path):
     path = Path(path).resolve()
     return path in (kit_dir("exercises"), kit_dir("solutions"))
+
+
+def is_kit_stub_dir(path):
+    """path is the kit's own exercises/ folder (its stubs): graded as stubs, never written to."""
+    return Path(path).resolve() == kit_dir("exercises")
+
+
+KIT_STUBS_NOTE = ("this is the kit's own stub folder (./exercises of posgrade itself): it is graded as it is, "
+                  "and nothing is saved here (no progress, no hints). Make a workspace of your own with "
+                  "`posgrade init my-work`, then pass --workspace my-work (or set POSGRADE_WORKSPACE=my-work)")
 
 
 class Progress:
@@ -121,11 +135,20 @@ class Progress:
         tmp.write_text(json.dumps(self.data, indent=2) + "\n")
         tmp.replace(self.path)
 
-    def backup(self, name):
-        """Copy the learner's file into .posgrade/backups/; returns the copy's path."""
-        src = self.workspace / f"{name}.py"
+    def reset(self, name):
+        """Forget name's scores (after `posgrade reset NAME`): it is not passed any more, and its
+        best so far is kept as best_before_reset. Hints shown and solutions revealed stay."""
+        st = self.of(name)
+        if st.get("best") is not None:
+            st["best_before_reset"] = max(st["best"], st.get("best_before_reset") or 0)
+        st.update(best=None, last=None, passed=False)
+        self.save()
+
+    def backup(self, name, suffix=".py"):
+        """Copy the learner's file (<name><suffix>) into .posgrade/backups/; returns the copy's path."""
+        src = self.workspace / f"{name}{suffix}"
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        dest = self.workspace / STATE_DIR / "backups" / f"{name}-{stamp}.py"
+        dest = self.workspace / STATE_DIR / "backups" / f"{name}-{stamp}{suffix}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
         return dest

@@ -10,13 +10,14 @@ RunResult, the terminal text and the exit code.
 
 import os
 import secrets
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import posgrade
 from posgrade.grading.session import GradeRequest, GradingSession, Limits, Stopped
-from posgrade.kit import catalog, state
+from posgrade.kit import catalog, notebooks, state
 from posgrade.reporting import formats, terminal
 from posgrade.results import ExerciseResult, RunResult
 
@@ -56,18 +57,26 @@ class CheckOutcome:
 
 
 def exercise(name):
-    """The catalog's exercise called name; CheckError with the closest names when there is none."""
+    """The catalog's exercise called name, matched without regard to case, or numbered as
+    `posgrade list` numbers them (0, 1, ...); CheckError with the closest names when there is none."""
+    key = str(name).strip()
+    if key.isdigit() and int(key) < len(catalog.EXERCISES):
+        return catalog.EXERCISES[int(key)]
+    by_lower = {n.lower(): n for n in catalog.names()}
     try:
-        return catalog.get(name)
+        return catalog.get(by_lower.get(key.lower(), key))
     except KeyError as err:
+        if key.isdigit():
+            raise CheckError(f"no exercise number {key}; `posgrade list` numbers them 0 to "
+                             f"{len(catalog.EXERCISES) - 1}") from None
         raise CheckError(err.args[0]) from None
 
 
 def validate_names(names, all_):
+    """The catalog's names for names as typed (any case, or list numbers); CheckError for a bad one."""
     if names and all_:
         raise CheckError("give exercise names or --all, not both")
-    for name in names:
-        exercise(name)
+    return list(dict.fromkeys(exercise(name).name for name in names))
 
 
 def open_workspace(option):
@@ -83,7 +92,7 @@ def open_workspace(option):
 
 
 def require_files(ws, names, progress):
-    missing = [catalog.get(n).file for n in names if not (ws / catalog.get(n).file).exists()]
+    missing = [catalog.get(n).file for n in names if notebooks.exercise_file(ws, n) is None]
     if missing:
         made_by = progress.data.get("kit_version", "an older posgrade")
         raise CheckError(f"{ws} has no {', '.join(missing)} (the workspace was made by posgrade {made_by}); "
@@ -103,6 +112,38 @@ def pass_mark(text):
     if value < 0 or (percent and value > 100):
         raise CheckError(f"--min-score {text} is out of range")
     return value, percent
+
+
+def check_mark_reachable(text, names):
+    """CheckError when --min-score N asks for more points than the exercises graded are worth."""
+    mark = pass_mark(text)
+    top = sum(catalog.get(n).points for n in names)
+    if mark is not None and not mark[1] and mark[0] > top + 1e-9:
+        raise CheckError(f"--min-score {text} is more than this run can score: {', '.join(names)} "
+                         f"{'is' if len(names) == 1 else 'are'} worth {top:g} points (give at most {top:g}, "
+                         "or a percentage such as 80%)")
+
+
+def workspace_notes(ws, names):
+    """Notes for the report: the kit's own stub folder graded (nothing is saved there), and what
+    was left out of each notebook graded in place of a .py file."""
+    notes = []
+    if state.is_kit_stub_dir(ws):
+        notes.append(state.KIT_STUBS_NOTE)
+    for name in names:
+        path = notebooks.exercise_file(ws, name)
+        if path is None or path.suffix != ".ipynb":
+            continue
+        try:
+            built = notebooks.build(path)
+        except notebooks.NotebookError as err:
+            notes.append(str(err))
+            continue
+        skipped = f" except {len(built.skipped)} tagged {notebooks.SKIP_TAG}" if built.skipped else ""
+        notes.append(f"{path.name}: graded its code cells in order{skipped}"
+                     + "".join(f"; {n.removeprefix(path.name + ' ')}" for n in built.notes[:6])
+                     + ("; ..." if len(built.notes) > 6 else ""))
+    return notes
 
 
 def output_targets(fmts, outputs, order, json_path=None, html_path=None):
@@ -172,7 +213,8 @@ class _Plan:
     def __init__(self, opts):
         # until the workspace says which exercise is next, an error result counts every exercise, so that
         # a classroom's result still holds 0 of the real maximum (GitHub's reporter skips max_score 0)
-        self.names = [n for n in opts.names if n in catalog.names()] or catalog.names()
+        known = [exercise(n).name for n in opts.names if _known(n)]
+        self.names = known or catalog.names()
         self.workspace = opts.workspace or ""
         self.seed = opts.seed or 0
         self.provisional = {}  # github output path -> the provisional line written there
@@ -181,16 +223,25 @@ class _Plan:
         return error_result(reason, self.names, self.workspace, self.seed)
 
 
+def _known(name):
+    try:
+        exercise(name)
+        return True
+    except CheckError:
+        return False
+
+
 def grade(opts, plan=None, session=None):
     """(RunResult, rerun command): the grading behind `check` (and each submission of grade-batch).
     With `session` (a GradingSession kept by the caller, as grade-batch's grader processes keep one),
     its standby worker grades and a new one is started for the next call."""
     plan = plan or _Plan(opts)
-    validate_names(opts.names, opts.all)
+    asked = validate_names(opts.names, opts.all)
     ws, progress = open_workspace(opts.workspace)
     plan.workspace = str(ws)
-    names = list(dict.fromkeys(catalog.names() if opts.all else opts.names or progress.todo()))
+    names = list(dict.fromkeys(catalog.names() if opts.all else asked or progress.todo()))
     plan.names = names
+    check_mark_reachable(opts.min_score, names)
     if not opts.allow_missing:
         require_files(ws, names, progress)
     seed = secrets.randbelow(100000) if opts.seed is None else opts.seed
@@ -217,6 +268,7 @@ def grade(opts, plan=None, session=None):
             session.close()
     for ex in result.exercises:
         ex.revealed_before_pass = revealed.get(ex.name, False)
+    result.notes = workspace_notes(ws, names) + list(result.notes)
     if opts.save and not result.error:
         progress.record(result)
     rerun = "posgrade check " + ("--all" if opts.all else " ".join(names))
@@ -240,10 +292,17 @@ def _write_placeholders(opts, plan):
             plan.provisional[path] = line
 
 
+def wall_seconds(t0):
+    """Seconds the learner waited since t0 (perf_counter), the worker's start and torch's import
+    included: what the report prints, beside the cases' own time."""
+    return time.perf_counter() - t0
+
+
 def run(opts, warn=print):
     """The check command: grade, write every result file, and return a CheckOutcome. CheckError
     for a usage problem (the error result is written to the result files first)."""
     plan = _Plan(opts)
+    t0 = time.perf_counter()
     try:
         mark = pass_mark(opts.min_score)
         result, rerun = grade(opts, plan)
@@ -261,7 +320,8 @@ def run(opts, warn=print):
         text = formats.escape_commands(f"posgrade: {reason}\n\n{traceback.format_exc()}")
         return CheckOutcome(plan.error(reason), text, 1, failed=True)
     formats.write_all(opts.targets, result, opts.visibility, opts.summary_path, warn, plan.provisional)
-    text, code = terminal.check_text(result, rerun, mark, verbose=opts.verbose, unicode=opts.unicode)
+    text, code = terminal.check_text(result, rerun, mark, verbose=opts.verbose, unicode=opts.unicode,
+                                     wall=wall_seconds(t0))
     if opts.escape:
         text = formats.escape_commands(text)  # learner output must not read as a workflow command
     return CheckOutcome(result, text, code)

@@ -9,7 +9,8 @@ from one run into the next. The seed stays the same for the whole session, so a 
 the verdict comes from the code, not from new random inputs.
 
 Without exercise names it follows the learner: the first exercise not yet passed, and the
-next one once that passes.
+next one once that passes; once every exercise has passed, a save re-grades only the exercise
+whose file changed. A notebook (<name>.ipynb, no <name>.py beside it) is watched like a file.
 """
 
 import secrets
@@ -41,7 +42,7 @@ class Session:
 
 def prepare(names, all_, device, seed, timeout, interval, save, workspace, unicode=True):
     """A watch Session from the command line's values; CheckError for a usage problem."""
-    validate_names(names, all_)
+    names = validate_names(names, all_)
     ws, progress = open_workspace(workspace)
     require_files(ws, names or catalog.names(), progress)
     try:
@@ -59,9 +60,9 @@ SHOWN = 5  # cases listed per kind of change; the rest are counted
 
 
 def snapshot(workspace):
-    """{file name: (size, mtime_ns)} of the workspace's .py files."""
+    """{file name: (size, mtime_ns)} of the workspace's .py and .ipynb files."""
     out = {}
-    for p in Path(workspace).glob("*.py"):
+    for p in [*Path(workspace).glob("*.py"), *Path(workspace).glob("*.ipynb")]:
         try:
             st = p.stat()
         except OSError:  # removed between glob and stat: an editor's save in progress
@@ -74,10 +75,16 @@ def changed_files(before, after):
     return sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
 
 
-def targets(session):
+def targets(session, files=()):
+    """The exercises to grade: the session's names; else the first one not yet passed; else (all
+    passed) the exercises whose files changed, or every one on the first run."""
     if session.names:
         return session.names
-    return state.Progress(session.workspace).todo()
+    todo = state.Progress(session.workspace).todo()
+    if len(todo) > 1:  # every exercise has passed: todo() gives them all
+        changed = [n for n in catalog.names() if f"{n}.py" in files or f"{n}.ipynb" in files]
+        return changed or ([e.name for e in session.last.exercises] if session.last else todo)
+    return todo
 
 
 def changes(before, after, ok="✓", bad="✗"):
@@ -94,24 +101,36 @@ def changes(before, after, ok="✓", bad="✗"):
                  if c.status == "failed" and (old.get(c.id) is None or old[c.id].status != "failed")]
         other = [c for c in ex.cases if c.status == "failed" and c not in broke
                  and c.message.splitlines()[:1] != old[c.id].message.splitlines()[:1]]
-        if prev.score != ex.score:
-            lines.append(f"  {ex.name}: {prev.score:g} -> {ex.score:g} / {ex.points:g}")
+        if _score(prev.score) != _score(ex.score):
+            lines.append(f"  {ex.name}: {_score(prev.score)} -> {_score(ex.score)} / {ex.points:g}")
+        failing = [c for c in ex.cases if c.status == "failed"]
+        if broke + other and all(c.kind == "import" for c in failing):
+            # a file that does not import fails every case the same way: say it once
+            lines.append(f"  {bad} {ex.name}: your file could not be imported ({len(failing)} "
+                         f"case{'s' if len(failing) > 1 else ''} fail for that reason)")
+            lines.extend("      " + ln for ln in failing[0].message.splitlines()[:12])
+            broke = other = []
+        explained = (broke + other)[:1]  # the first new failure is explained right under its own line
         for mark, what, group in ((ok, "now passes", fixed), (bad, "now fails", broke),
                                   (bad, "fails differently", other)):
             for c in group[:SHOWN]:
                 lines.append(f"  {mark} {what}: {c.title}{f' [{c.params}]' if c.params else ''}")
+                if c in explained:
+                    lines.extend("      " + ln for ln in c.message.splitlines()[:12])
             if len(group) > SHOWN:
                 n = len(group) - SHOWN
                 lines.append(f"  {mark} {what}: {n} more case{'s' if n > 1 else ''}")
-        first = (broke + other)[:1]
-        for c in first:
-            lines.extend("      " + ln for ln in c.message.splitlines()[:12])
     return lines
 
 
-def grade_once(session, grading, refresh=False):
+def _score(x):
+    """A score rounded to one decimal, as every report rounds it (10, 56.2)."""
+    return f"{round(x, 1):g}"
+
+
+def grade_once(session, grading, refresh=False, files=()):
     """One run on the session's standby worker (a fresh one is started for the next run)."""
-    names = targets(session)
+    names = targets(session, files)
     request = GradeRequest(str(session.workspace), names, session.seed, session.device)
     result = grading.grade(request, refresh=refresh, standby=True)
     if session.save:
@@ -131,6 +150,8 @@ def run(session, echo):
     try:
         seen = snapshot(session.workspace)
         echo(f"Watching {session.workspace} (seed {session.seed}); save a file to re-grade, Ctrl-C to stop.\n")
+        if state.is_kit_stub_dir(session.workspace):
+            echo(f"Note: {state.KIT_STUBS_NOTE}.\n")
         _round(session, grading, [], echo)
         while not session._stop:
             time.sleep(session.interval)
@@ -155,7 +176,7 @@ def run(session, echo):
 
 def _round(session, grading, files, echo, refresh=False):
     t0 = time.perf_counter()
-    result = grade_once(session, grading, refresh=refresh)
+    result = grade_once(session, grading, refresh=refresh, files=files)
     if session._stop:  # Ctrl-C while grading: no half-finished report
         return result
     session.runs += 1
@@ -170,7 +191,7 @@ def _round(session, grading, files, echo, refresh=False):
         echo(f"[{stamp}] {', '.join(files) or 'first run'} · graded in {seconds:.2f} s\n{text}")
     else:
         lines = changes(last, result, ok, bad)
-        head = f"[{stamp}] {', '.join(files)} changed · graded in {seconds:.2f} s · score {result.score:g} / " \
+        head = f"[{stamp}] {', '.join(files)} changed · graded in {seconds:.2f} s · score {_score(result.score)} / " \
                f"{result.max_score:g}"
         if not lines:
             failing = sum(1 for e in result.exercises for c in e.cases if c.status == "failed")

@@ -37,7 +37,7 @@ def summary(result, hidden=frozenset()):
     ok = sum(c.status == "passed" for c in counted)
     parts = []
     if not hidden:
-        parts.append(f"Score {result.score:g} / {result.max_score:g}")
+        parts.append(f"Score {round(result.score, 1):g} / {result.max_score:g}")  # rounded as the terminal does
     if not counted:
         parts.append(f"no {label} ran")
     elif ok == len(counted):
@@ -47,9 +47,10 @@ def summary(result, hidden=frozenset()):
     if hidden:
         parts.append(f"{len(graded) - len(counted)} more case{'s' * (len(graded) - len(counted) != 1)} "
                      "are graded but not shown yet")
-    skipped = sum(c.status == "skipped" for e in result.exercises for c in e.cases)
+    skipped = [c for e in result.exercises for c in e.cases if c.status == "skipped"]
     if skipped:
-        parts.append(f"{skipped} case{'s' * (skipped != 1)} skipped (no CUDA device)")
+        reasons = "; ".join(dict.fromkeys(c.message or "skipped" for c in skipped))
+        parts.append(f"{len(skipped)} case{'s' * (len(skipped) != 1)} skipped ({reasons})")
     return " · ".join(parts)
 
 

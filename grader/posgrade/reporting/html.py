@@ -147,7 +147,19 @@ def _failure(case):
     maps, note = heatmaps(case)
     lines = [{"text": ln, "mistake": ln.startswith("looks like:")} for ln in explanation.splitlines()]
     return {"case": case, "lines": lines, "printed": printed, "maps": maps, "note": note,
-            "what": (case.figure or {}).get("what", "")}
+            "what": (case.figure or {}).get("what", ""), "mistake_title": mistake_title(case)}
+
+
+def mistake_title(case):
+    """The known mistake's title, as a tutor would say it ("sin and cos swapped"), not its id."""
+    if not case.mistake:
+        return ""
+    from posgrade.diagnosis import mistakes
+
+    try:
+        return mistakes.get(case.exercise, case.mistake).title
+    except (KeyError, ImportError):
+        return case.mistake.replace("_", " ")
 
 
 def _exercise(ex):

@@ -8,11 +8,12 @@ import json
 from posgrade.reporting.common import environment, failure_groups
 
 
-def terminal(result, verbose=False, unicode=True, command="posgrade check"):
-    """The short report: a line per exercise, then the first failures explained."""
+def terminal(result, verbose=False, unicode=True, command="posgrade check", wall=None):
+    """The short report: a line per exercise, then the first failures explained. wall: the seconds
+    the learner waited (worker start and imports included), printed beside the cases' own time."""
     shown, total = failure_groups(result, None if verbose else 3)
     return environment().get_template("terminal.txt.j2").render(
-        r=result, shown=shown, hidden=total - len(shown), verbose=verbose,
+        r=result, shown=shown, hidden=total - len(shown), verbose=verbose, wall=wall,
         ok="✓" if unicode else "ok", bad="✗" if unicode else "X", command=command,
         width=max([len(e.name) for e in result.exercises] + [8]),
     )
@@ -22,12 +23,12 @@ def to_json(result):
     return json.dumps(result.to_dict(), indent=2) + "\n"
 
 
-def check_text(result, command, pass_mark=None, verbose=False, unicode=True):
+def check_text(result, command, pass_mark=None, verbose=False, unicode=True, wall=None):
     """(the whole text `posgrade check` prints, its exit code): the report, then whether grading
     finished, the pass mark (value, is_percent) when one was given, and reveal notes."""
     from posgrade.reporting.common import reveal_notes
 
-    text = terminal(result, verbose=verbose, unicode=unicode, command=command)
+    text = terminal(result, verbose=verbose, unicode=unicode, command=command, wall=wall)
     if result.error:
         text += f"\nGrading did not finish: {result.error}\n"
     code = 0 if result.passed else 1

@@ -6,6 +6,12 @@ the last rows of the full causal attention). MultiHeadAttention is graded with r
 weights under the reference's state_dict keys (fixed by the contract) loaded into both
 modules, for every position scheme; it composes the learner's own exercises 1-4 and 6.
 
+Exercise 6 (alibi) comes after this one, so attention must reach full marks without it: while
+the learner's alibi_bias still raises NotImplementedError, every case of position="alibi" and
+every case that needs alibi_bias is skipped with the reason "needs exercise 6 (alibi)" (not
+graded, so not counted against attention), and the cases that use "alibi" only as one position
+among others leave it out. Once alibi is done, the next check of attention grades them all.
+
 Tolerance: float32 and float64 use compare.TOLERANCES. Half precision: the docstring says
 where to round (q·kᵀ in the input dtype, softmax in float32, weights cast back before ·v),
 but a learner who rounds at other steps (all in float32 and one cast at the end, or the
@@ -18,13 +24,15 @@ composes work in float32.
 """
 
 import math
+import weakref
 
 import pytest
 import torch
 
 from posgrade.grading.casekit import assert_fast, expect_error, points, randn, tensors
 from posgrade.diagnosis.compare import assert_close, check_tensor, fail
-from posgrade.grading.learner import LearnerError
+from posgrade.grading.learner import Learner, LearnerError
+from posgrade.kit import catalog
 
 EXERCISE = "attention"
 POSITIONS = ("none", "sinusoidal", "learned", "relative", "rope", "alibi")
@@ -32,6 +40,37 @@ MAX_LEN = 32  # max_len of the modules: positions for "sinusoidal" and "learned"
 MAX_DISTANCE = 3  # max_distance for "relative": small, so clipping happens in L = 7
 HALF_TOL = {torch.float16: (2.0**-8, 2.0**-8), torch.bfloat16: (2.0**-6, 2.0**-6)}  # (rtol, atol)
 DTYPES = [torch.float64, torch.float16, torch.bfloat16]
+
+
+ALIBI_CASES = {"test_mha_alibi_bias_unscaled"}  # cases about alibi_bias itself, whatever their parameters
+_ALIBI_DONE = weakref.WeakKeyDictionary()  # worker -> whether the learner's alibi_bias is written
+
+
+def alibi_done(learner):
+    """The learner's alibi_bias (exercise 6) no longer raises NotImplementedError. Any other
+    outcome counts as done: the cases then show what it does."""
+    worker = learner._worker
+    if worker not in _ALIBI_DONE:
+        try:
+            Learner(worker, "alibi").alibi_bias(2, 2, 2)
+            _ALIBI_DONE[worker] = True
+        except LearnerError as err:
+            _ALIBI_DONE[worker] = err.kind != "not-implemented"
+    return _ALIBI_DONE[worker]
+
+
+@pytest.fixture(autouse=True)
+def _needs_alibi(request, learner):
+    """Skip (at setup, so the case is not graded) a case that needs alibi while it is not done."""
+    spec = getattr(request.node, "callspec", None)
+    wants = request.node.originalname in ALIBI_CASES or (spec is not None and spec.params.get("position") == "alibi")
+    if wants and not alibi_done(learner):
+        pytest.skip(f"needs exercise {catalog.names().index('alibi')} (alibi)")
+
+
+def positions_ready(learner, positions):
+    """positions, without "alibi" while the learner's alibi is not done."""
+    return [p for p in positions if p != "alibi" or alibi_done(learner)]
 
 
 def dtype_id(dtype):
@@ -574,10 +613,12 @@ def test_mha_dropout_zero_deterministic(learner, ref, device, gen):
 @points(2)
 def test_dropout_off_in_eval(learner, ref, device, gen):
     """in eval() no dropout is applied, whatever the module's dropout"""
-    x, sd = mha_case(ref, gen, device, "alibi")
+    position = positions_ready(learner, ["alibi"])[:1] or ["none"]  # a bias path when alibi is there
+    position = position[0]
+    x, sd = mha_case(ref, gen, device, position)
     calls = [{"inputs": (x,), "train": False}, {"inputs": (x,), "train": False}]
-    first, second = mha_calls(learner, x, 4, "alibi", sd, calls, device=device, dropout=0.5)
-    want = run_mha(ref, device, x, 4, "alibi", sd, dropout=0.5)["output"]
+    first, second = mha_calls(learner, x, 4, position, sd, calls, device=device, dropout=0.5)
+    want = run_mha(ref, device, x, 4, position, sd, dropout=0.5)["output"]
     if first.shape == want.shape and not close(first, want, atol=1e-4):
         varies = " (and two eval calls differ from each other)" if not close(first, second, 0, 0) else ""
         fail(f"with dropout=0.5 in eval() the output differs from the reference, which applies no "
@@ -630,7 +671,7 @@ def test_torch_attention_not_used(learner, gen):
     steps = [{"call": "scaled_dot_product_attention", "args": [q, k, v]},
              {"call": "scaled_dot_product_attention", "args": [q, k, v],
               "kwargs": {"mask": mask, "bias": randn(gen, 4, 6), "dropout_p": 0.1}}]
-    for position in ("none", "sinusoidal", "learned", "rope", "alibi"):
+    for position in positions_ready(learner, ("none", "sinusoidal", "learned", "rope", "alibi")):
         steps.append({"module": "MultiHeadAttention", "args": [16, 4], "kwargs": {"position": position},
                       "inputs": [x], "forward_kwargs": {"mask": pad, "causal": True}})
     steps.append({"module": "MultiHeadAttention", "args": [16, 4], "kwargs": {"dropout": 0.1},
