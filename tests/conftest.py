@@ -39,6 +39,22 @@ def grade(workspace, exercises, seed=0, device="auto", **limits):
     return _SESSIONS[key].grade(request, standby=True)
 
 
+_GRADED = {}  # (exercise, file, seed) -> RunResult: one grading of a learner file serves every test that reads it
+
+
+def grade_file(name, path, seed=7):
+    """The RunResult of a workspace of the reference solutions with `path` as exercise `name`,
+    graded once per test run (tests/test_mistakes.py and the message checks read the same run)."""
+    key = (name, str(path), seed)
+    if key not in _GRADED:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="posgrade-test-") as tmp:
+            ws = make_workspace(Path(tmp) / "ws", {name: Path(path)})
+            _GRADED[key] = grade(ws, [name], seed=seed)
+    return _GRADED[key]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_grading_sessions():
     yield

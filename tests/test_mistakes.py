@@ -9,7 +9,7 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT, WRONG, grade, make_workspace
+from conftest import ROOT, WRONG, grade, grade_file, make_workspace
 
 from posgrade.kit import catalog
 from posgrade.diagnosis import mistakes
@@ -42,8 +42,7 @@ def test_each_graded_exercise_has_wrong_implementations():
 @pytest.mark.parametrize("name,path", wrong_files())
 def test_wrong_implementation_is_caught(tmp_path, name, path):
     case = caught_by(path)
-    ws = make_workspace(tmp_path / "ws", {name: path})
-    result = grade(ws, [name], seed=7)
+    result = grade_file(name, path, seed=7)
     (ex,) = result.exercises
     assert ex.score < ex.points, f"{path.stem} got full marks"
     failed = {c.name for c in ex.failures}
@@ -87,8 +86,7 @@ def test_mistake_is_complete(name, mistake):
 @pytest.mark.parametrize("name", catalog.names())
 def test_unrelated_wrong_answer_names_no_mistake(tmp_path, name):
     """Random outputs of the right shapes lose points, and no mistake is named for them."""
-    ws = make_workspace(tmp_path / "ws", {name: UNRELATED / f"{name}.py"})
-    (ex,) = grade(ws, [name], seed=11).exercises
+    (ex,) = grade_file(name, UNRELATED / f"{name}.py", seed=11).exercises
     assert ex.score < ex.points / 2
     assert [c.id for c in ex.failures if c.mistake] == []
     assert not any(c.message.count("looks like:") and "hint:" in c.message for c in ex.failures)
