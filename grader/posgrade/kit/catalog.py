@@ -102,6 +102,24 @@ EXERCISES = (
         ),
     ),
     Exercise(
+        "decoding",
+        "Decoding with a KV cache and grouped-query attention",
+        15,
+        (
+            "repeat_kv: query head h uses kv head h // n_rep, so each kv head repeats n_rep times in a "
+            "row: x[:, :, None].expand(B, Hkv, n_rep, L, d).reshape(B, Hkv * n_rep, L, d) "
+            "(repeat_interleave), not x.repeat(1, n_rep, 1, 1).",
+            "The new tokens are the last ones: their RoPE positions are cache.length + arange(L), and "
+            "the causal mask is bottom-right aligned (query i sees keys j <= Lk - Lq + i).",
+            "KVCache.update concatenates along the length dim (-2 of [B, Hkv, L, d]) and returns "
+            "everything cached, not only the new tokens.",
+            "Llama's RoPE is half-split: rotate_half(x) = cat(-x[..., d/2:], x[..., :d/2]) and "
+            "cos = cos(cat(angles, angles)); rotate q and k after the head split, never v.",
+            "Check the key property yourself: decoding token by token with one KVCache must give the "
+            "rows of forward(x) over the whole sequence.",
+        ),
+    ),
+    Exercise(
         "alibi",
         "ALiBi: attention with linear biases",
         5,

@@ -249,3 +249,70 @@ def run(name, mod, **kwargs):
     except KeyError:
         raise ValueError(f"unknown probe {name!r}") from None
     return probe(mod, **kwargs)
+
+
+# -- decoding: a module and its KV cache, driven over several calls ------------------------------
+
+def _moved(v, device, dtype=None):
+    """A copy of its own on device (floating tensors also in dtype), so no call can alias another's input."""
+    if not isinstance(v, torch.Tensor):
+        return v
+    if dtype is not None and v.is_floating_point():
+        return v.detach().to(device=device, dtype=dtype, copy=True)
+    return v.detach().to(device, copy=True)
+
+
+def kv_cache(mod, *, updates=(), device="cpu", cls="KVCache"):
+    """Build mod.<cls>() and call update(k, v) once per (k, v) in updates, in order.
+
+    Returns {"results": [(k_all, v_all) of each update], "lengths": [length before the first
+    update, then after each]}. update must not modify its inputs in place.
+    """
+    cache = getattr(mod, cls)()
+    results, lengths = [], [cache.length]
+    for i, (k, v) in enumerate(updates):
+        k, v = _moved(k, device), _moved(v, device)
+        before = (k.clone(), v.clone())
+        results.append(cache.update(k, v))
+        if not (torch.equal(k, before[0]) and torch.equal(v, before[1])):
+            raise RuntimeError(f"update {i + 1} modified its k or v in place; return new tensors instead")
+        lengths.append(cache.length)
+    return {"results": results, "lengths": lengths}
+
+
+def decode(mod, cls="DecoderSelfAttention", args=(), kwargs=None, *, device="cpu", dtype=None, init_seed=0,
+           state_dict=None, x=None, chunks=(), cache=True, cache_cls="KVCache"):
+    """Build mod.<cls>(*args, **kwargs), load weights, and run x [B, L, D] through forward in
+    consecutive chunks along L (chunk sizes summing to at most L), all with one mod.<cache_cls>()
+    when cache is true (a prefill, then steps), or each chunk on its own without a cache.
+
+    Returns {"facts": ..., "outputs": [forward's output for each chunk], "lengths": [the cache's
+    length before the first call, then after each]} ([] without a cache), computed without
+    autograd. forward must not modify its input in place.
+    """
+    torch.manual_seed(init_seed)
+    m = getattr(mod, cls)(*args, **(kwargs or {}))
+    if not isinstance(m, torch.nn.Module):
+        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
+    facts = describe(m)
+    m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
+    if state_dict is not None:
+        m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
+    m.eval()
+    kv = getattr(mod, cache_cls)() if cache else None
+    outputs, lengths = [], [kv.length] if cache else []
+    start = 0
+    with torch.no_grad():
+        for n in chunks:
+            piece = _moved(x[:, start:start + n], device, dtype)
+            before = piece.clone()
+            outputs.append(m(piece, cache=kv) if cache else m(piece))
+            if not torch.equal(piece, before):
+                raise RuntimeError("forward modified its input in place; return a new tensor instead")
+            if cache:
+                lengths.append(kv.length)
+            start += n
+    return {"facts": facts, "outputs": outputs, "lengths": lengths}
+
+
+PROBES.update(kv_cache=kv_cache, decode=decode)
