@@ -5,7 +5,6 @@ import threading
 
 import torch
 
-PIDFILE = "/tmp/posgrade-hostile-child.pid"
 
 
 def _spin():
@@ -14,9 +13,8 @@ def _spin():
 
 
 threading.Thread(target=_spin, daemon=False).start()
-_child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-with open(PIDFILE, "w") as f:
-    f.write(str(_child.pid))
+# the test finds the child by this marker in its command line (learner code can write no pid file)
+_child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # posgrade-hostile-child"])
 
 
 def sinusoidal_table(max_len, d_model, base=10000.0):

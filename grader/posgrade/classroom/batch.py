@@ -229,7 +229,8 @@ class Batch:
         self._started = 0
 
     def _env(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("POSGRADE_", "GITHUB_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("POSGRADE_", "GITHUB_")) or k == "POSGRADE_SANDBOX"}  # grading/sandbox.py
         if self.opt.jobs > 1:  # parallel graders share the cores: fewer math threads each
             threads = str(max(1, (os.cpu_count() or 1) // self.opt.jobs))
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

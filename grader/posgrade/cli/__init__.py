@@ -30,6 +30,15 @@ for command in learner.COMMANDS + classroom.COMMANDS:
     main.add_command(command)
 
 
+@main.command()
+def doctor():
+    """Which protections against learner code are active on this machine."""
+    from posgrade.grading import sandbox
+
+    for line in sandbox.describe():
+        click.echo(line)
+
+
 def run():
     """The console script: main(), then, once torch is loaded, an exit that skips the interpreter's
     teardown of torch's objects (0.7 s after a grading run, measured; everything is written and

@@ -2,7 +2,7 @@
 
 import click
 
-from posgrade.cli.common import echo_lines, usage_errors
+from posgrade.cli.common import UsageFailure, echo_lines, usage_errors
 from posgrade.cli.learner import instructor_files
 
 
@@ -24,8 +24,10 @@ from posgrade.cli.learner import instructor_files
               help="Where the class reports go (default: DIRECTORY-grades beside DIRECTORY).")
 @click.option("--limit", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="Wall-clock seconds one submission may take in all before it is stopped.")
+@click.option("--no-sandbox", is_flag=True,
+              help="Grade even where learner code cannot be sandboxed here (see `posgrade doctor`).")
 @usage_errors
-def grade_batch(directory, exercises, jobs, timeout, seed, device, cases_path, out_dir, limit):
+def grade_batch(directory, exercises, jobs, timeout, seed, device, cases_path, out_dir, limit, no_sandbox):
     """Grade every submission folder under DIRECTORY, in parallel.
 
     Each folder directly under DIRECTORY is one student's submission (named by the folder);
@@ -33,7 +35,12 @@ def grade_batch(directory, exercises, jobs, timeout, seed, device, cases_path, o
     class.csv, class.json and class.html (plus each student's result and report) to --out.
     """
     from posgrade.classroom import batch
+    from posgrade.grading import sandbox
 
+    sandboxed, reason = sandbox.available()
+    if not sandboxed and not no_sandbox:  # one submission could change everybody's grade: the teacher decides
+        raise UsageFailure(f"learner code cannot be sandboxed on this machine ({reason}): one submission could "
+                           f"change the others' files and grades. Pass --no-sandbox to grade anyway.")
     batch.grade_class(directory, exercises, jobs, timeout, seed, device, cases_path, out_dir, limit,
                       echo=lambda line, err: click.echo(line, err=err))
 

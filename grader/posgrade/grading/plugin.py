@@ -24,8 +24,8 @@ import pytest
 import torch
 
 import posgrade
-from posgrade.kit import catalog
-from posgrade.grading import learner
+from posgrade.kit import catalog, manifest
+from posgrade.grading import learner, sandbox
 from posgrade.diagnosis.compare import CaseFailure, figure_slices
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
@@ -209,6 +209,9 @@ def case_files(names):
 def run_cases(request, worker):
     """Run the hidden cases for request.exercises (and request.extra_cases); a RunResult."""
     devices, skipped, notes = resolve_devices(request.device)
+    kit_files, kit_changed = manifest.begin()  # the reference, cases and catalogs as built (kit/manifest.py)
+    if kit_changed:
+        return _kit_changed(request, devices, notes, kit_changed)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     plugin = GradingPlugin(request, worker, devices, skipped)
@@ -247,9 +250,39 @@ def run_cases(request, worker):
         result.exercises.append(ExerciseResult(
             name, ex.title, ex.points, earned=sum(c.score for c in graded),
             graded=sum(c.points for c in graded), cases=cases))
+    unsandboxed = _sandbox_note(worker)
+    if unsandboxed:
+        result.notes.append(unsandboxed)
+    kit_changed = manifest.finish(kit_files)
+    if kit_changed:  # learner code (or anything else) changed the kit during the run: no grade
+        result.error = manifest.message(kit_changed)
+        return result
     broken = [c for e in result.exercises for c in e.cases if c.kind == "internal"]
     if broken:  # the grader failed, not the learner: the run is an error, never a grade
         first = broken[0].message.splitlines()[0] if broken[0].message else "failed"
         result.error = (f"the grader itself failed on {len(broken)} case{'s' * (len(broken) > 1)} "
                         f"(first: {broken[0].id}: {first}); please report it")
+    return result
+
+
+def _sandbox_note(worker):
+    """"learner code was not sandboxed: <reason>" when it was not (sandbox.py), else None."""
+    status = getattr(worker, "sandbox", None)
+    if status is None:  # the worker never said "ready" (no case reached it): judge this machine
+        ok, reason = sandbox.available()
+        return None if ok else f"learner code was not sandboxed: {reason}"
+    return sandbox.note(status)
+
+
+def _kit_changed(request, devices, notes, rel):
+    """The run stopped before any case: the kit's files are not the ones built (kit/manifest.py)."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    result = RunResult(workspace=str(request.workspace), seed=request.seed, devices=devices,
+                       started=started.isoformat(timespec="seconds"),
+                       versions={"posgrade": posgrade.__version__, "torch": torch.__version__,
+                                 "python": platform.python_version()},
+                       notes=notes, error=manifest.message(rel))
+    for name in request.exercises:
+        ex = catalog.get(name)
+        result.exercises.append(ExerciseResult(name, ex.title, ex.points, earned=0.0, graded=0.0, cases=[]))
     return result

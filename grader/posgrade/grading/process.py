@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from posgrade.grading import sandbox
+
 
 STARTUP_SECONDS = 120.0  # torch's first import on a cold disk can be slow
 REPLY_CAP_BYTES = 1 << 30  # a reply larger than this is "huge output"
@@ -124,11 +126,12 @@ class Worker:
         limits = {"file_bytes": self.limits.file_mb << 20}
         if not self.cuda:
             limits["address_space_bytes"] = self.limits.memory_mb << 20
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("POSGRADE_", "PYTEST_"))}
-        env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
-        env.pop("PYTHONSTARTUP", None)
-        if not self.cuda:
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        scratch = self._copy.name
+        os.mkdir(Path(scratch) / "tmp")
+        # built, not inherited: no token or CI variable of the grader's reaches learner code
+        env = sandbox.environment(scratch, self.cuda)
+        limits["sandbox"] = sandbox.plan(scratch, self.workspace, self.cuda)
+        sandbox.prepare_scratch(limits["sandbox"])  # as root: the worker's uid owns this folder, nothing else
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "posgrade.grading.worker", str(to_worker_r), str(from_worker_w),
              str(code), json.dumps(limits)],
@@ -145,16 +148,19 @@ class Worker:
         self._w, self._r = to_worker_w, from_worker_r
         self._ready = False
         self._baseline_rss = None
+        self.pid = self.proc.pid  # the worker's own pid once it says "ready" (it runs in a pid namespace)
+        self.sandbox = None  # what the worker reports of its sandbox (sandbox.restrict)
         self.started += 1
         self.requests = 0  # requests sent to this process
 
     def stop(self):
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        for kill, pid in ((os.killpg, self.proc.pid), (os.kill, self.pid)):
+            try:  # the group, and the worker itself should learner code have left the group
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.proc.wait()
         for fd in (self._w, self._r):
             try:
@@ -183,7 +189,7 @@ class Worker:
 
     def _rss(self):
         try:
-            with open(f"/proc/{self.proc.pid}/statm") as f:
+            with open(f"/proc/{self.pid}/statm") as f:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, ValueError, IndexError):
             return None
@@ -257,7 +263,9 @@ class Worker:
             self.start()
         if not self._ready:
             try:
-                self._read(time.monotonic() + STARTUP_SECONDS, "while starting")
+                hello = self._read(time.monotonic() + STARTUP_SECONDS, "while starting")
+                self.pid = int(hello.get("pid") or self.proc.pid)
+                self.sandbox = hello.get("sandbox")
             except TimeoutError:
                 self.stop()
                 raise LearnerError("crash", "the worker did not start in time") from None

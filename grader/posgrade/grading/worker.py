@@ -156,6 +156,8 @@ def _inputs_changed(before):
 def serve(fd_in, fd_out, workspace, limits):
     import torch
 
+    from posgrade.grading import sandbox
+
     from posgrade.kit import catalog, probes, wire
 
     # the reference, for speed requests only: kept here, and out of sys.modules below, so
@@ -174,7 +176,10 @@ def serve(fd_in, fd_out, workspace, limits):
             del sys.modules[name]  # what this worker needed is bound already
     sys.meta_path.insert(0, _NoReference())
     _set_limits(limits)
-    _write_all(fd_out, wire.dumps({"ready": True, "pid": os.getpid()}))
+    pid = int(os.readlink("/proc/self")) if os.path.islink("/proc/self") else os.getpid()  # as the grader sees it
+    # from here on, this process reaches only its scratch folder, Python and torch (sandbox.py)
+    status = sandbox.restrict(limits.get("sandbox", {"off": "no sandbox planned"}))
+    _write_all(fd_out, wire.dumps({"ready": True, "pid": pid, "sandbox": status}))
 
     real_stdout, real_stderr = sys.stdout, sys.stderr
     while True:
@@ -233,8 +238,14 @@ def main(argv):
     fd_in, fd_out, workspace, limits_text = int(argv[1]), int(argv[2]), argv[3], argv[4]
     import json
 
+    from posgrade.grading import sandbox
+
+    limits = json.loads(limits_text)
+    config = limits.setdefault("sandbox", {"off": "no sandbox planned"})
+    # before torch: a cheap fork; only the worker itself returns, as pid 2 of a new pid namespace
+    config["pidns"] = sandbox.enter_namespaces(config, close_fds=(fd_in, fd_out)) or "yes"
     faulthandler.enable()  # a segfault in learner code leaves a traceback on stderr for the grader
-    serve(fd_in, fd_out, os.path.abspath(workspace) + os.sep, json.loads(limits_text))
+    serve(fd_in, fd_out, os.path.abspath(workspace) + os.sep, limits)
 
 
 if __name__ == "__main__":
