@@ -106,8 +106,8 @@ def changes(before, after, ok="✓", bad="✗"):
         failing = [c for c in ex.cases if c.status == "failed"]
         if broke + other and all(c.kind == "import" for c in failing):
             # a file that does not import fails every case the same way: say it once
-            lines.append(f"  {bad} {ex.name}: your file could not be imported ({len(failing)} "
-                         f"case{'s' if len(failing) > 1 else ''} fail for that reason)")
+            lines.append(f"  {bad} {ex.name}: {len(failing)} case{'s fail' if len(failing) > 1 else ' fails'} "
+                         "on the import of your file:")
             lines.extend("      " + ln for ln in failing[0].message.splitlines()[:12])
             broke = other = []
         explained = (broke + other)[:1]  # the first new failure is explained right under its own line
