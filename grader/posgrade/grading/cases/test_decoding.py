@@ -426,10 +426,10 @@ def test_torch_attention_not_used(learner, gen):
 def test_efficiency(learner, ref, gen):
     """a long sequence runs within 20x of the reference's time"""
     x = randn(gen, 1, 5, 64)
-    sd = module_weights(ref, gen, 2, d_model=64, n_heads=8)
-    got = decode(learner, x, 2, sd, [5], cache=False, n_heads=8)["outputs"][0]
-    assert_close(got, decode(ref, x, 2, sd, [5], cache=False, n_heads=8)["outputs"][0],
+    sd = module_weights(ref, gen, 2, d_model=64)
+    got = decode(learner, x, 2, sd, [5], cache=False)["outputs"][0]
+    assert_close(got, decode(ref, x, 2, sd, [5], cache=False)["outputs"][0],
                  what="forward on [1, 5, 64] (the large input is timed only once a small one is right)")
-    x = torch.randn(1, 384, 64, generator=gen)
-    assert_fast(learner, "DecoderSelfAttention(64, 8, n_kv_heads=2) on [1, 384, 64]", cls="DecoderSelfAttention",
-                init_args=(64, 8), init_kwargs={"n_kv_heads": 2}, inputs=(x,))
+    x = torch.randn(1, 256, 64, generator=gen)
+    assert_fast(learner, f"DecoderSelfAttention(64, {N_HEADS}, n_kv_heads=2) on [1, 256, 64]",
+                cls="DecoderSelfAttention", init_args=(64, N_HEADS), init_kwargs={"n_kv_heads": 2}, inputs=(x,))
