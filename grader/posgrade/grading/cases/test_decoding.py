@@ -196,6 +196,26 @@ def test_gqa_bad_arguments(learner, gen, case):
                      "grouped_query_attention with a float mask")
 
 
+HALF_TOL = {torch.float16: (2.0**-8, 2.0**-8), torch.bfloat16: (2.0**-6, 2.0**-6)}  # (rtol, atol), as attention's
+
+
+def dtype_id(dtype):
+    return str(dtype).removeprefix("torch.")
+
+
+@points(1)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=dtype_id)
+def test_gqa_dtype(learner, ref, device, gen, dtype):
+    """float64, float16 and bfloat16 inputs give results in their own dtype"""
+    q, k, v = (t.to(dtype) for t in qkv(gen, 2, 4, 2, 3, 6, 8, 8, device=device))
+    out, weights = gqa(learner, q, k, v, causal=True)
+    want_out, want = gqa(ref, q, k, v, causal=True)
+    rtol, atol = HALF_TOL.get(dtype, (None, None))
+    what = f"{dtype_id(dtype)} q {shape_str(q.shape)}, k {shape_str(k.shape)}, causal=True"
+    assert_close(weights, want, what=f"the weights with {what}", rtol=rtol, atol=atol)
+    assert_close(out, want_out, what=f"the output with {what}", rtol=rtol, atol=atol)
+
+
 # -- KVCache -------------------------------------------------------------------------------------
 
 def kv_updates(impl, updates, device="cpu"):
@@ -372,6 +392,25 @@ def test_cache_positions(learner, ref, device, gen, chunks):
                      what=f"call {i + 1}, forward(x[:, {start}:{start + n}], cache) after {start} cached tokens "
                           f"(positions {start} .. {start + n - 1})")
         start += n
+
+
+@points(1)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=dtype_id)
+def test_module_dtype(learner, ref, device, gen, dtype):
+    """a module cast to float64 or bfloat16 decodes in that dtype"""
+    chunks = [4, 1, 2]
+    x = randn(gen, 2, sum(chunks), D_MODEL, device=device)
+    sd = module_weights(ref, gen, 2)
+    kw = dict(cls="DecoderSelfAttention", args=(D_MODEL, N_HEADS), kwargs={"n_kv_heads": 2}, device=device,
+              dtype=dtype, state_dict=sd, x=x, chunks=chunks)
+    got, want = learner.probe("decode", **kw)["outputs"], ref.probe("decode", **kw)["outputs"]
+    # float64: float32's tolerance (the angles are float32); bfloat16: twice HALF_TOL, as o_proj sums D
+    # values that each carry the attention's rounding
+    tol = {"rtol": 1.3e-6, "atol": 1e-5} if dtype == torch.float64 else \
+        {"rtol": 2 * HALF_TOL[dtype][0], "atol": 2 * HALF_TOL[dtype][1]}
+    for i, (g, w) in enumerate(zip(got, want)):
+        check_tensor(g, f"forward of chunk {i + 1}")
+        assert_close(g, w, what=f"call {i + 1} of a {dtype_id(dtype)} module with a cache (chunks {chunks})", **tol)
 
 
 @points(2)
