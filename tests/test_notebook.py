@@ -94,6 +94,22 @@ def test_init_notebook_writes_one_notebook_per_exercise(tmp_path):
     assert again.exit_code == 2 and "nothing was copied" in again.output  # a notebook counts as the file
 
 
+def test_reset_of_a_notebook_gives_a_fresh_notebook(tmp_path):
+    ws = tmp_path / "nb"
+    assert CliRunner().invoke(main, ["init", str(ws), "--notebook"]).exit_code == 0
+    r = CliRunner().invoke(main, ["reset", "rope", "--workspace", str(ws)])
+    assert r.exit_code == 0 and "fresh stub already" in r.output  # the same cells, other cell ids
+    nb = nbformat.read(str(ws / "rope.ipynb"), as_version=4)
+    nb.cells[3].source = "def apply_rope(x, positions):\n    return x\n"
+    write(nb, ws / "rope.ipynb")
+    r = CliRunner().invoke(main, ["reset", "rope", "--workspace", str(ws)])
+    assert r.exit_code == 0 and "Backed up your rope.ipynb" in r.output
+    (backup,) = (ws / ".posgrade" / "backups").glob("rope-*.ipynb")
+    assert "return x" in nbformat.read(str(backup), as_version=4).cells[3].source
+    assert "raise NotImplementedError" in nbformat.read(str(ws / "rope.ipynb"), as_version=4).cells[3].source
+    assert not (ws / "rope.py").exists()
+
+
 def test_saved_notebook_grades_like_the_py_file(tmp_path):
     """The same wrong code as a .py file and as notebook cells (with magics around it): the same cases
     fail, the same mistake is named, the same score; the notebook's IPython lines are told in a note."""

@@ -224,6 +224,13 @@ def test_watch_regrades_only_the_changed_exercise_once_all_passed(tmp_path):
         broken += drain(w)
         assert broken.count("could not be imported") == 1 and "SyntaxError" in broken, broken
         assert "now fails:" not in broken and "fails differently:" not in broken  # no case titles
+        time.sleep(0.5)
+        (ws / "rope.py").write_text((WRONG / "rope" / "cos_sin_swapped.py").read_text())
+        lines = (w.wait_for("fails differently:", timeout=60) + drain(w)).splitlines()
+        first = next(i for i, ln in enumerate(lines) if "fails differently:" in ln)
+        assert lines[first + 1].startswith("      ") and lines[first + 1].strip(), lines  # explained right under it
+        more = [i for i, ln in enumerate(lines) if re.search(r"fails differently: \d+ more case", ln)]
+        assert all(i + 1 == len(lines) or not lines[i + 1].startswith("      ") for i in more), lines
     finally:
         w.proc.kill()
         w.proc.wait()
