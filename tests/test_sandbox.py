@@ -8,6 +8,7 @@ the built environment does not stop succeed, and every result says "learner code
 """
 
 import hashlib
+import importlib.util
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ from posgrade.kit import manifest, state
 
 MODES = ["on", "off"]
 REFERENCE = state.kit_dir("solutions") / "sinusoidal.py"
-CASE = ROOT / "grader" / "posgrade" / "grading" / "cases" / "test_sinusoidal.py"
+CASE = Path(importlib.util.find_spec("posgrade.grading.cases").origin).parent / "test_sinusoidal.py"  # as installed
 NOT_SANDBOXED = "learner code was not sandboxed: "
 
 
