@@ -77,6 +77,24 @@ EXERCISES = (
         ),
     ),
     Exercise(
+        "xl",
+        "Transformer-XL / XLNet relative attention",
+        15,
+        (
+            "xl_positional_embedding is cat(sin(angle), cos(angle), dim=-1) with angle = "
+            "pos_seq[:, None] * inv_freq[None, :]: all sines first, not interleaved.",
+            "rel_shift: out[..., i, j] = x[..., i, j + qlen - i]. Without an index: reshape x to "
+            "[..., klen + qlen, qlen], drop the first row, reshape to [..., qlen, klen + qlen - 1], "
+            "keep the first klen columns.",
+            "Check rel_shift on x[..., i, c] = 1000 * i + (klen - c): row i must read "
+            "1000 * i + (klen - qlen + i - j), the distance from query i to key j.",
+            "u (r_w_bias) goes with the content term (q + u)·kᵀ, v (r_r_bias) with the position "
+            "term (q + v)·rᵀ; both are [H, d], so add them as bias[:, None, :].",
+            "Divide the sum of both terms by sqrt(d), then mask, softmax over the keys, and zero "
+            "the rows that had no allowed key.",
+        ),
+    ),
+    Exercise(
         "rope",
         "Rotary position embedding (RoPE)",
         15,
