@@ -81,9 +81,10 @@ def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=
         msg = f"{what} has shape {list(got.shape)}, expected {list(want.shape)}"
         if got.dim() == want.dim() >= 2 and list(got.shape) == list(want.shape)[::-1]:
             msg += " (the transpose of the expected shape)"
-        fail(msg)
+        fail(msg + _beyond(got, want, what, "broadcast to", rtol, atol, atol_extra, check_dtype))
     if check_dtype and got.dtype != want.dtype:
-        fail(f"{what} has dtype {got.dtype}, expected {want.dtype}")
+        fail(f"{what} has dtype {got.dtype}, expected {want.dtype}" +
+             _beyond(got, want, what, "cast to", rtol, atol, atol_extra, check_dtype))
     if got.device.type != want.device.type:
         fail(f"{what} is on {got.device}, expected it on {want.device}: create tensors on the "
              f"input's device (x.device), not a fixed one")
@@ -113,6 +114,43 @@ def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=
     if bad.any():
         pattern = "" if got.is_complex() else describe_difference(g, w, rtol, atol)
         _fail_values(g, w, bad, what, f"values differ (rtol {rtol:.2g}, atol {atol:.2g})", err, pattern)
+
+
+def coerce(got, want):
+    """got cast to want's dtype and broadcast to want's shape, where that is possible (a float mask
+    read as bool: nonzero = True); None where it is not. The values behind a dtype or shape failure."""
+    if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor)):
+        return None
+    try:
+        if got.dtype != want.dtype:
+            if want.dtype == torch.bool:
+                got = got != 0
+            elif got.is_complex() and not want.is_complex():
+                return None
+            else:
+                got = got.to(want.dtype)
+        if got.shape != want.shape:
+            if got.dim() > want.dim() or torch.broadcast_shapes(got.shape, want.shape) != want.shape:
+                return None
+            got = got.expand(want.shape)
+        return got.to(want.device)
+    except (RuntimeError, TypeError, ValueError):
+        return None
+
+
+def _beyond(got, want, what, how, rtol, atol, atol_extra, check_dtype):
+    """Diagnose through a dtype or shape failure: the value check on got cast (or broadcast) to
+    what was expected, as a second finding ("" when got cannot be made comparable)."""
+    fixed = coerce(got, want)
+    if fixed is None or fixed.numel() == 0:
+        return ""
+    target = str(want.dtype) if how == "cast to" else f"shape {list(want.shape)}"
+    try:
+        assert_close(fixed, want, what, rtol=rtol, atol=atol, atol_extra=atol_extra, check_dtype=check_dtype)
+    except CaseFailure as err:
+        body = str(err).split(": ", 1)[-1] if str(err).startswith(what) else str(err)
+        return f"\nand once {how} {target}, its values are wrong too: {body}"
+    return f"\n(once {how} {target}, its values are right: only the {'dtype' if how == 'cast to' else 'shape'} is wrong)"
 
 
 def describe_difference(got, want, rtol, atol):

@@ -26,10 +26,12 @@ import torch
 import posgrade
 from posgrade.kit import catalog, manifest
 from posgrade.grading import learner, sandbox
+from posgrade.diagnosis import mistakes
 from posgrade.diagnosis.compare import CaseFailure, figure_slices
 from posgrade.results import CaseResult, ExerciseResult, RunResult
 
 CASES_DIR = Path(__file__).parent / "cases"
+DIAGNOSIS_ERRORS = []  # diagnoses that failed in this process ("case id: error"): never shown to learners
 
 
 def case_seed(seed, case_id):
@@ -141,25 +143,37 @@ class GradingPlugin:
             figure = getattr(call.excinfo.value, "figure", None) if call.excinfo else None
             if figure is not None and self.request.figures:
                 case.figure = figure_slices(*figure)
-            if case.kind == "wrong" and exercise in self._learners:
+            # a wrong result, or an exception a known mistake raises too (-1e9 in float16, 4-D unpacking)
+            if case.kind in ("wrong", "exception") and exercise in self._learners:
                 self._name_mistake(case, self._learners[exercise]._log)
         if call.when == "teardown" and case.status == "passed":
             case.score = case.points
 
     def _name_mistake(self, case, calls):
-        """Name the known mistake the failed case's calls match, if one does (posgrade.diagnosis.mistakes)."""
+        """Name the known mistake (or the combination of mistakes) the failed case's calls match, if
+        one does (posgrade.diagnosis.mistakes)."""
         from posgrade.diagnosis import mistakes
 
         try:
-            found = mistakes.diagnose(case.exercise, calls, learner.Reference(case.exercise)._module)
-        except Exception as err:  # a diagnosis must never cost the learner a verdict
-            found = None
-            case.message += f"\n(no diagnosis: {type(err).__name__}: {err})"
+            search = mistakes.search(case.exercise, calls, learner.Reference(case.exercise)._module)
+        except Exception as err:  # a diagnosis must never cost the learner a verdict, nor show the grader's insides
+            DIAGNOSIS_ERRORS.append(f"{case.id}: {type(err).__name__}: {err}")  # for the project's tests
+            return
+        found = search.mistake
         if found is None:
+            if search.exhausted:
+                case.message += (f"\n(no single known mistake explains this; {search.tried} combinations of "
+                                 f"them were tried in {search.seconds:.1f} s, the time a case may take)")
             return
         case.mistake = found.name
         lines = [ln for ln in case.message.splitlines() if not ln.startswith("looks like:")]
-        case.message = "\n".join(lines[:1] + found.line().splitlines() + lines[1:])
+        named = found.line().splitlines()
+        if search.also:  # evidence first: these calls cannot tell the two apart, so say both
+            named.insert(1, "  (this case fits as well: " + "; ".join(m.title for m in search.also) +
+                         "; other cases tell them apart)")
+        if search.coerced:  # a second finding, behind the dtype or shape one the message leads with
+            named.insert(1, f"  (in the values, once your result is {search.coerced})")
+        case.message = "\n".join(lines[:1] + named + lines[1:])
 
 
 def _skip_reason(report):
@@ -212,6 +226,9 @@ def run_cases(request, worker):
     kit_files, kit_changed = manifest.begin()  # the reference, cases and catalogs as built (kit/manifest.py)
     if kit_changed:
         return _kit_changed(request, devices, notes, kit_changed)
+    for name in request.exercises:  # the references and mistake catalogs in memory before learner code runs
+        learner.Reference(name)
+        mistakes.of(name)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     plugin = GradingPlugin(request, worker, devices, skipped)

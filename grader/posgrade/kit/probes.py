@@ -32,7 +32,7 @@ def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_d
     facts = describe(m)
     m = m.to(device)
     if state_dict is not None:
-        m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
+        load_weights(m, state_dict, device)
     m.train(train)
     want_grad = grad_output is not None
     xs = [x.detach().clone().to(device).requires_grad_(want_grad and x.is_floating_point())
@@ -55,6 +55,34 @@ def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_d
     if return_state:
         result["state_dict"] = {k: v.detach() for k, v in m.state_dict().items()}
     return result
+
+
+class WeightsMismatch(Exception):
+    """The contract's weights do not fit the learner's module: a learner-level explanation of
+    load_state_dict's own error (missing and unexpected keys, shapes)."""
+
+
+def load_weights(m, state_dict, device):
+    """Load the contract's weights (state_dict, by the spec's names) into m, or raise WeightsMismatch
+    saying what the module lacks or has in another shape, in the spec's terms."""
+    own = m.state_dict()
+    missing = [k for k in state_dict if k not in own]  # the spec's names the module does not have
+    extra = [k for k in own if k not in state_dict]
+    shapes = [f"`{k}` has shape {list(own[k].shape)}, the spec's is {list(v.shape)}"
+              for k, v in state_dict.items() if k in own and hasattr(own[k], "shape") and own[k].shape != v.shape]
+    problems = []
+    if missing:
+        names = ", ".join(f"`{k}`" for k in missing)
+        problems.append(f"your module has no parameter or persistent buffer {names} (its state_dict holds "
+                        f"{', '.join(f'`{k}`' for k in own) or 'nothing'}); it must be made in __init__ under "
+                        f"that name (an nn.Parameter for a trained table)")
+    if extra:
+        problems.append(f"your module's state_dict also holds {', '.join(f'`{k}`' for k in extra)}, which the "
+                        f"spec does not have")
+    problems += shapes
+    if problems:
+        raise WeightsMismatch("; ".join(problems))
+    m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
 
 
 def describe(m):
@@ -89,7 +117,7 @@ def module_calls(mod, cls, args=(), kwargs=None, *, device="cpu", dtype=None, in
     facts = describe(m)
     m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
     if state_dict is not None:
-        m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
+        load_weights(m, state_dict, device)
 
     def move(v):  # a copy of its own: the calls' inputs may be views of one tensor
         if not isinstance(v, torch.Tensor):
@@ -316,3 +344,56 @@ def decode(mod, cls="DecoderSelfAttention", args=(), kwargs=None, *, device="cpu
 
 
 PROBES.update(kv_cache=kv_cache, decode=decode)
+
+
+# -- flash: the peak memory of one call ------------------------------------------------------------
+
+def peak_memory(mod, *, attr, args=(), kwargs=None, device="cpu", cls=None):
+    """Run mod.<attr>(*args, **kwargs) once, its tensor arguments first copied to device, and
+    measure the most memory torch held at any moment of the call beyond what it held when the
+    call began (what the call returns counts: it was allocated during the call).
+
+    CUDA: the caching allocator's own count, torch.cuda.reset_peak_memory_stats(), then
+    max_memory_allocated() minus the memory_allocated() at the start. CPU: torch's allocator
+    reports each allocation and free (bytes, in order) to the autograd profiler when it runs
+    with profile_memory; the legacy profiler (no Kineto: no start-up cost, no trace) collects
+    them, and the peak is the largest running sum. torch runs the call on one thread, so every
+    report lands on this thread in order. Memory that torch does not allocate (numpy arrays)
+    is not seen. `cls` is not used here: Learner.probe names it in its messages.
+
+    Returns {"peak_bytes": int, "value": what the call returned}.
+    """
+    fn = getattr(mod, attr)
+
+    def move(v):
+        return v.detach().to(device) if isinstance(v, torch.Tensor) else v
+
+    args = [move(a) for a in args]
+    kwargs = {k: move(v) for k, v in (kwargs or {}).items()}
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        value = fn(*args, **kwargs)
+        torch.cuda.synchronize(device)
+        return {"peak_bytes": int(torch.cuda.max_memory_allocated(device) - start), "value": value}
+    from torch.autograd import _disable_profiler_legacy, _enable_profiler_legacy, profiler_legacy
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _enable_profiler_legacy(profiler_legacy.profile(profile_memory=True).config())
+    try:
+        value = fn(*args, **kwargs)
+    finally:
+        records = _disable_profiler_legacy()
+        torch.set_num_threads(threads)
+    held = peak = 0
+    for thread in records:
+        for record in thread:
+            if record.kind() == "memory_alloc" and record.device() == -1:  # a CPU allocation (+) or free (-)
+                held += record.cpu_memory_usage()
+                peak = max(peak, held)
+    return {"peak_bytes": int(peak), "value": value}
+
+
+PROBES.update(peak_memory=peak_memory)

@@ -19,7 +19,7 @@ matching mistake to the case (CaseResult.mistake) and its explanation and hint t
 
 import importlib
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,9 +35,14 @@ class Mistake:
     hint: str  # what leads to the fix
     edits: tuple = ()  # ((old, new), ...) on the reference's source
     matches: object = None  # or a predicate matches(calls) -> bool
+    parts: tuple = ()  # for a combination ("a+b"): the mistakes it is made of
 
     def line(self):
-        """The report's line for it."""
+        """The report's line for it (one line per part for a combination)."""
+        if self.parts:
+            return "\n".join([f"looks like: {self.title} ({len(self.parts)} mistakes at once)"] +
+                             [f"  {m.title} — {m.explanation}" for m in self.parts] +
+                             [f"hint: {m.hint}" for m in self.parts])
         return f"looks like: {self.title} — {self.explanation}\nhint: {self.hint}"
 
 
@@ -63,6 +68,9 @@ def of(exercise):
 
 
 def get(exercise, name):
+    """The mistake called `name`; "a+b" is the combination of a and b."""
+    if "+" in name:
+        return combine(exercise, [get(exercise, n) for n in name.split("+")])
     for m in of(exercise):
         if m.name == name:
             return m
@@ -169,32 +177,216 @@ def _outcome_agrees(value, error, call):
 
 # -- diagnosis ----------------------------------------------------------------------------
 
-def diagnose(exercise, calls, reference):
+COMBINATION_SECONDS = 2.0  # the most time a case's search over combinations of mistakes may take
+
+
+def combine(exercise, parts):
+    """One Mistake that is all of `parts` at once (two or three mistakes of an exercise whose
+    edits touch different lines): name "a+b", title "A + B", every explanation and hint."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    return Mistake(
+        "+".join(m.name for m in parts), " + ".join(m.title for m in parts),
+        " AND ".join(f"{m.title}: {m.explanation}" for m in parts),
+        " ".join(m.hint for m in parts),
+        edits=tuple(e for m in parts for e in m.edits), parts=tuple(parts))
+
+
+def _combinable(exercise, parts):
+    """The parts' edits apply together: each `old` occurs once in the reference and still once after
+    the other parts' edits (so no two parts edit the same lines)."""
+    source = reference_source(exercise)
+    for m in parts:
+        for old, _ in m.edits:
+            if source.count(old) != 1:
+                return False
+    for m in parts:
+        for old, new in m.edits:
+            if source.count(old) != 1:
+                return False
+            source = source.replace(old, new)
+    return True
+
+
+@dataclass
+class Diagnosis:
+    """What diagnose() found: the mistake (a combined one for several at once), and how the
+    search over combinations went (tried, seconds, whether it ran out of time)."""
+
+    mistake: object = None
+    tried: int = 0
+    seconds: float = 0.0
+    exhausted: bool = False
+    coerced: str = ""  # "cast to torch.bool": found on the learner's results made comparable first
+    also: list = field(default_factory=list)  # other mistakes these calls fit as well (they cannot tell them apart)
+
+
+def diagnose(exercise, calls, reference, combinations=True, budget=COMBINATION_SECONDS):
     """The first known mistake of `exercise` that explains `calls` (the failed case's calls to
-    the learner's code, with their results), or None. reference is the reference module."""
+    the learner's code, with their results), or None. reference is the reference module.
+
+    When no single mistake does, pairs (then triples) of edit mistakes whose edits touch
+    different lines are tried, within `budget` seconds: a combined Mistake ("a+b") when one
+    reproduces every call."""
+    return search(exercise, calls, reference, combinations, budget).mistake
+
+
+def search(exercise, calls, reference, combinations=True, budget=COMBINATION_SECONDS):
+    """diagnose(), with how the search went (a Diagnosis). When nothing explains the results as
+    they are, and some of them have another dtype or shape than the reference's, the search runs
+    again on them cast (or broadcast) to the reference's (Diagnosis.coerced says so): a float mask
+    may also be aligned wrong, a [1, L] result may also hold the wrong values."""
     calls = [c for c in calls if c.op in ("call", "probe")]
+    found = _search(exercise, calls, reference, combinations, budget)
+    if found.mistake is not None or not calls:
+        return found
+    fixed, how = [], set()
+    for call in calls:
+        ref_value, ref_error = replay(reference, call)
+        value = call.value
+        if not call.error and not ref_error:
+            value = _coerced(call.value, ref_value, how)
+        fixed.append(Call(call.op, call.name, call.args, call.kwargs, value, call.error))
+    if how:
+        again = _search(exercise, fixed, reference, combinations, budget)
+        if again.mistake is not None:
+            again.coerced = " and ".join(sorted(how))
+            return again
+    return found
+
+
+def _coerced(value, ref_value, how):
+    """value with each tensor cast/broadcast to its reference tensor's dtype and shape where it
+    differs and can be (compare.coerce); `how` collects what was done."""
+    from posgrade.diagnosis.compare import coerce
+
+    if isinstance(value, torch.Tensor) and isinstance(ref_value, torch.Tensor):
+        if value.dtype == ref_value.dtype and value.shape == ref_value.shape:
+            return value
+        fixed = coerce(value, ref_value)
+        if fixed is None:
+            return value
+        if value.dtype != ref_value.dtype:
+            how.add(f"cast to {ref_value.dtype}")
+        if value.shape != ref_value.shape:
+            how.add(f"broadcast to shape {list(ref_value.shape)}")
+        return fixed.contiguous()
+    if isinstance(value, dict) and isinstance(ref_value, dict):
+        return {k: _coerced(v, ref_value.get(k), how) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and isinstance(ref_value, (list, tuple)) and len(value) == len(ref_value):
+        return type(value)(_coerced(v, r, how) for v, r in zip(value, ref_value))
+    return value
+
+
+def _search(exercise, calls, reference, combinations, budget):
+    import itertools
+    import time
+
+    found = Diagnosis()
     if not calls:
-        return None
+        return found
     expected = None
+    shown, partly = [], set()  # edit mistakes that change these calls' results; those reproducing some of them
     for mistake in of(exercise):
         if mistake.matches is not None:
+            if found.mistake is not None:
+                continue
             try:
                 if mistake.matches(calls):
-                    return mistake
+                    found.mistake = mistake
+                    return found
             except Exception:  # a predicate meeting an output it did not expect: not this mistake
                 pass
             continue
         if expected is None:
             expected = [replay(reference, c) for c in calls]
-        module = mutant(exercise, mistake)
-        differs = False
-        for call, (ref_value, ref_error) in zip(calls, expected):
-            value, error = replay(module, call)
-            if not _outcome_agrees(value, error, call):
-                break
-            if not differs and not (error == ref_error and (error or agree(value, ref_value))):
-                differs = True
-        else:
-            if differs:
-                return mistake
-    return None
+        if found.mistake is not None:  # named already: does another edit fit these calls as well?
+            if _explains(mutant(exercise, mistake), calls, expected) == "yes":
+                found.also.append(mistake)
+            continue
+        verdict = _explains(mutant(exercise, mistake), calls, expected)
+        if verdict == "yes":
+            found.mistake = mistake  # the first in catalog order; the others that fit are told as well
+            continue
+        if verdict in ("partly", "differs"):
+            shown.append(mistake)
+        if verdict == "partly":
+            partly.add(mistake.name)
+    if found.mistake is not None:
+        return found
+    # a combination must have a part that reproduces some of the learner's results (random or
+    # unrelated results reproduce none, and cost no search)
+    if not combinations or len(shown) < 2 or not partly:
+        return found
+    started = time.perf_counter()
+    for size in (2, 3):
+        for parts in itertools.combinations(shown, size):
+            if time.perf_counter() - started > budget:
+                found.exhausted = True
+                found.seconds = time.perf_counter() - started
+                return found
+            if not any(m.name in partly for m in parts) or not _combinable(exercise, parts):
+                continue
+            found.tried += 1
+            combined = combine(exercise, parts)
+            if _explains(mutant(exercise, combined), calls, expected) == "yes":
+                found.mistake = combined
+                found.seconds = time.perf_counter() - started
+                return found
+    found.seconds = time.perf_counter() - started
+    return found
+
+
+def _explains(module, calls, expected):
+    """"yes" when module reproduces every call and differs from the reference on one; "partly" when
+    it does not reproduce them all, but some of the learner's results it does reproduce are not the
+    reference's (the mistake shows in these calls: a candidate part of a combination); "differs"
+    when it differs from the reference without reproducing anything of the learner's that the
+    reference does not; "no" when it computes what the reference does."""
+    differs, agrees, gain = False, True, False
+    for call, (ref_value, ref_error) in zip(calls, expected):
+        value, error = replay(module, call)
+        same = _outcome_agrees(value, error, call)
+        agrees = agrees and same
+        if not (error == ref_error and (error or agree(value, ref_value))):
+            differs = True
+            if not gain and not call.error and not error and not ref_error:
+                gain = _gains(value, ref_value, call.value)
+            elif not gain and same:
+                gain = True
+    if not differs:
+        return "no"
+    if agrees:
+        return "yes"
+    return "partly" if gain else "differs"
+
+
+def _gains(value, ref_value, learner_value):
+    """Some element of the learner's result equals value's and not ref_value's (tensors anywhere in
+    the results, of one shape)."""
+    if isinstance(learner_value, torch.Tensor):
+        if not (isinstance(value, torch.Tensor) and isinstance(ref_value, torch.Tensor)
+                and value.shape == ref_value.shape == learner_value.shape and value.numel()):
+            return False
+        mine, theirs = _close(learner_value, value), _close(learner_value, ref_value)
+        return bool((mine & ~theirs).any())
+    if isinstance(learner_value, dict) and isinstance(value, dict) and isinstance(ref_value, dict):
+        return any(_gains(value.get(k), ref_value.get(k), v) for k, v in learner_value.items())
+    if isinstance(learner_value, (list, tuple)) and isinstance(value, (list, tuple)) \
+            and isinstance(ref_value, (list, tuple)) and len(value) == len(ref_value) == len(learner_value):
+        return any(_gains(a, b, c) for a, b, c in zip(value, ref_value, learner_value))
+    return False
+
+
+def _close(a, b):
+    """Elementwise agree(): the loose tolerance of agree, one bool per element."""
+    if a.dtype != b.dtype or not (a.is_floating_point() or a.is_complex()):
+        return a.detach().cpu() == b.detach().cpu()
+    x, y = a.detach().cpu().to(torch.complex128 if a.is_complex() else torch.float64), \
+        b.detach().cpu().to(torch.complex128 if b.is_complex() else torch.float64)
+    rtol, atol = tolerance(a.dtype, a.device.type)
+    finite = y[torch.isfinite(y)]
+    scale = float(finite.abs().max()) if finite.numel() else 0.0
+    ok = (x - y).abs() <= max(10 * atol, 1e-3 * scale) + 10 * rtol * y.abs()
+    return ok | ((x == y) & ~torch.isfinite(y)) | (torch.isnan(x) & torch.isnan(y))

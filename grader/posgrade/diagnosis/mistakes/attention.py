@@ -52,6 +52,13 @@ MISTAKES = [
         edits=(("weights = torch.softmax(logits, dim=-1)", "weights = torch.softmax(logits, dim=-2)"),),
     ),
     Mistake(
+        "causal_mask_future", "causal mask marks the future",
+        "causal_mask should be True where a query MAY attend, keys j <= Lk - Lq + i (the past and itself); "
+        "yours is True for the keys after the query (triu), the keys it must not see",
+        "torch.ones(Lq, Lk, dtype=torch.bool).tril(diagonal=Lk - Lq): lower triangle, True = may attend.",
+        edits=(("return k_pos[None, :] <= q_pos[:, None]  # [Lq, Lk]", "return k_pos[None, :] > q_pos[:, None]"),),
+    ),
+    Mistake(
         "mask_inverted", "mask read as True = ignore",
         "a bool mask here means True = may attend; yours hides the keys where it is True "
         "(nn.MultiheadAttention's convention)",
@@ -129,5 +136,51 @@ MISTAKES = [
         "Scale only q·kᵀ, then add alibi_bias(H, L, L) unscaled (pass it as bias=).",
         edits=(("bias = alibi_bias(H, L, L, device=x.device)",
                 "bias = alibi_bias(H, L, L, device=x.device) / math.sqrt(d)"),),
+    ),
+    Mistake(
+        "bias_ignored", "bias argument ignored",
+        "the additive bias (ALiBi, T5, a float mask) should be added to the scaled logits; yours never "
+        "adds it, so attention is computed as if bias were None",
+        "if bias is not None: logits = logits + bias, after the 1/sqrt(d) scaling and before the mask.",
+        edits=(("        logits = logits + bias\n", "        logits = logits\n"),),
+    ),
+    Mistake(
+        "mask_ignored", "mask argument ignored",
+        "keys where the bool mask is False must get no weight; yours never applies the mask, so every "
+        "query attends every key",
+        "logits = torch.where(mask, logits, float(\"-inf\")) before the softmax, when mask is not None.",
+        edits=(("logits = torch.where(mask, logits, float(\"-inf\"))", "pass"),),
+    ),
+    Mistake(
+        "causal_ignored", "causal=True ignored",
+        "forward(x, causal=True) should apply causal_mask(L, L), so no query sees a later key; yours "
+        "ignores causal and every query sees the whole sequence",
+        "if causal: mask = causal_mask(L, L, device=x.device), ANDed with mask when one is given.",
+        edits=(("        if causal:\n            causal_m", "        if False:\n            causal_m"),),
+    ),
+    Mistake(
+        "fill_overflows_half", "mask filled with -1e9 in the input's dtype",
+        "masked logits should be -inf (or the dtype's own minimum); yours fills them with -1e9 in the input "
+        "dtype, which float16 cannot hold (its largest value is 65504), so half-precision inputs fail",
+        "Fill with float(\"-inf\") or torch.finfo(logits.dtype).min, or fill after casting the logits to float32.",
+        edits=(("    logits = q @ k.transpose(-2, -1)  # [..., Lq, Lk]\n",
+                "    logits = q @ k.transpose(-2, -1)  # [..., Lq, Lk]\n"
+                "    if mask is not None:\n"
+                "        logits = logits.masked_fill(~mask, -1e9)\n"),),
+    ),
+    Mistake(
+        "assumes_4d", "only 4-D inputs work",
+        "q, k, v may have any number of leading dims ([..., L, d]) and k, v broadcast against q; yours "
+        "unpacks q.shape as (B, H, L, d), so 2-D, 3-D or 5-D inputs fail",
+        "Use only the last two dims (q.shape[-1], k.transpose(-2, -1)) and let matmul broadcast the rest.",
+        edits=(("    scale = 1.0 / math.sqrt(q.shape[-1])", "    B, H, Lq, _ = q.shape\n    B, H, Lk, _ = k.shape\n"
+                "    scale = 1.0 / math.sqrt(q.shape[-1])"),),
+    ),
+    Mistake(
+        "rel_v_from_rel_k", "value term built from rel_k",
+        "position='relative' should use two tables, rel_k for the logits and rel_v for the values; yours "
+        "passes rel_k's embeddings as the value term too, so rel_v is never used",
+        "relative_attention(q, k, v, self.rel_k(L, L), self.rel_v(L, L), mask=mask).",
+        edits=(("self.rel_k(L, L), self.rel_v(L, L), mask=mask)", "self.rel_k(L, L), self.rel_k(L, L), mask=mask)"),),
     ),
 ]

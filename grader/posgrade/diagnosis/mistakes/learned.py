@@ -58,7 +58,10 @@ def _padding_row(calls):
         if g is None or past != 0 or not inputs or not isinstance(inputs[0], torch.Tensor):
             continue
         used = inputs[0].shape[-2]
-        if 2 <= used <= g.shape[0] and bool((g[0] == 0).all()) and bool((g[1:used] != 0).any(dim=1).all()):
+        # rows 1..L-1 trained and row 0 not; and no row past L-1 trained either, or the positions are
+        # shifted (position_ids + 1 trains rows 1..L), which is another story than padding
+        if 2 <= used <= g.shape[0] and bool((g[0] == 0).all()) and bool((g[1:used] != 0).any(dim=1).all()) \
+                and bool((g[used:] == 0).all()):
             return True
     return False
 
@@ -167,5 +170,21 @@ MISTAKES = [
         "Use self.weight directly in forward: x + self.weight[past_length : past_length + L].",
         edits=(("return x + self.weight[past_length : past_length + seq_len]",
                 "return x + self.weight.data[past_length : past_length + seq_len]"),),
+    ),
+    Mistake(
+        "forward_shifted_by_one", "forward adds the rows one position later",
+        "forward(x, past_length) should add rows past_length .. past_length + L - 1; yours adds rows "
+        "past_length + 1 .. past_length + L (positions counted from 1, or position_ids + 1)",
+        "Positions count from 0: self.weight[past_length : past_length + L].",
+        edits=(("return x + self.weight[past_length : past_length + seq_len]",
+                "return x + self.weight[past_length + 1 : past_length + seq_len + 1]"),),
+    ),
+    Mistake(
+        "zero_init", "table starts at zero",
+        "weight should start from N(0, init_std); yours starts all zeros, so forward returns x unchanged "
+        "until training moves it",
+        "nn.init.normal_(self.weight, mean=0.0, std=init_std) in __init__ (torch.empty holds garbage, "
+        "torch.zeros holds no signal).",
+        edits=(("nn.init.normal_(self.weight, mean=0.0, std=init_std)", "nn.init.zeros_(self.weight)"),),
     ),
 ]

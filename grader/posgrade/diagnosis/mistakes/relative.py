@@ -160,4 +160,12 @@ MISTAKES = [
         "num_buckets already halved when bidirectional.",
         edits=(("n_if_large = torch.min(n_if_large, torch.full_like(n_if_large, num_buckets - 1))", "pass"),),
     ),
+    Mistake(
+        "max_distance_hardcoded", "max_distance hard-coded in forward",
+        "forward should clip distances with the module's own max_distance K; yours uses a fixed number, "
+        "so any other K indexes the wrong rows (or past the table)",
+        "Pass self.max_distance (stored in __init__) to relative_position_index in forward.",
+        edits=(("idx = relative_position_index(len_q, len_k, self.max_distance, device=self.weight.device)",
+                "idx = relative_position_index(len_q, len_k, 2, device=self.weight.device)"),),
+    ),
 ]

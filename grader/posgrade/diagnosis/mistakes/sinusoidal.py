@@ -80,4 +80,19 @@ MISTAKES = [
         edits=(("self.register_buffer(\"table\", sinusoidal_table(max_len, d_model, base), persistent=False)",
                 "self.table = nn.Parameter(sinusoidal_table(max_len, d_model, base))"),),
     ),
+    Mistake(
+        "base_ignored", "base argument ignored",
+        "the wavelengths should come from the base you are given, base^(-2i/d_model); yours always use "
+        "10000, whatever base is",
+        "Use the base parameter in the frequencies: exp(2i * -log(base) / d_model), not log(10000.0).",
+        edits=(("inv_freq = torch.exp(two_i * (-math.log(base) / d_model))",
+                "inv_freq = torch.exp(two_i * (-math.log(10000.0) / d_model))"),),
+    ),
+    Mistake(
+        "odd_d_model_fails", "odd d_model not handled",
+        "with an odd d_model the sines take ceil(d/2) columns (0, 2, ..., d-1) and the cosines floor(d/2); "
+        "yours writes ceil(d/2) cosines into floor(d/2) odd columns, which raises a shape error",
+        "Cut the angles for the cosines: table[:, 1::2] = cos(angle[:, : d_model // 2]).",
+        edits=(("table[:, 1::2] = torch.cos(angle[:, : d_model // 2])", "table[:, 1::2] = torch.cos(angle)"),),
+    ),
 ]

@@ -170,7 +170,12 @@ def test_table_has_2k_plus_1_rows(learner):
 def test_init_xavier_uniform(learner):
     """weight starts xavier-uniform: U(-a, a) with a = sqrt(6 / (num_units + 2K + 1))"""
     num_units, max_distance = 256, 64
-    w = run_module(learner, num_units, max_distance, 1, 1, return_state=True)["state_dict"]["weight"].double()
+    state = run_module(learner, num_units, max_distance, 1, 1, return_state=True)["state_dict"]
+    if not isinstance(state.get("weight"), torch.Tensor):
+        fail(f"the module's state_dict() has {sorted(state) or 'no entries'}, expected `weight`: create "
+             "self.weight = nn.Parameter(torch.empty(2 * max_distance + 1, num_units)) in __init__ and "
+             "initialise it there")
+    w = state["weight"].double()
     bound = math.sqrt(6.0 / (num_units + 2 * max_distance + 1))
     std = float(w.std())
     if abs(std - 1) < 0.05:

@@ -107,7 +107,15 @@ def test_frequency_exponent(learner, ref, base):
 
             pair = torch.arange(d // 2, dtype=torch.float64)
             if turns_by(torch.zeros(d // 2, dtype=torch.float64)):
-                hint = "; every angle is 0 at position 1: is the position multiplied in?"
+                # evidence first: zero angles at position 1 are also what arange(L) in place of the
+                # positions argument gives; positions [3, 1] tell the two apart
+                other = angles(learner, torch.tensor([3, 1]), d, base=base)
+                if all(isinstance(t, torch.Tensor) and t.shape == w.shape and torch.allclose(t.double(), w.double(), atol=1e-5)
+                       for t, w in zip(other, angles(ref, torch.arange(2), d, base=base))):
+                    hint = ("; given positions [3, 1] your angles are those of positions [0, 1]: "
+                            "rope_angles ignores its positions argument and uses arange(L)")
+                else:
+                    hint = "; every angle is 0 at position 1: is the position multiplied in?"
             elif turns_by(torch.pow(base, -pair / d)):
                 hint = ("; that is base^(-i/d): the exponent is 2i/d with i the pair index "
                         "(arange(0, d, 2) / d), so that the slowest pair turns about base times slower "
