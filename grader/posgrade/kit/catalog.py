@@ -107,6 +107,26 @@ EXERCISES = (
         ),
     ),
     Exercise(
+        "rope_scaling",
+        "RoPE past its training length: linear, NTK, YaRN, Llama 3.1",
+        10,
+        (
+            "Start from the default inv_freq = 1.0 / base ** (arange(0, d, 2).float() / d); every type "
+            "changes these frequencies, and only yarn has an attention factor other than 1.0.",
+            "linear divides every frequency by factor (once: not the positions as well). dynamic keeps the "
+            "default up to original_max_position_embeddings, and beyond it uses base * (factor * seq_len / "
+            "L_orig - (factor - 1)) ** (d / (d - 2)) as the base.",
+            "yarn: pair indices below low keep theta_i, above high take theta_i / factor, and the ramp "
+            "clamp((i - low) / (high - low), 0, 1) blends them; low and high come from beta_fast and "
+            "beta_slow, floored and ceiled unless truncate is False.",
+            "llama3 compares the wavelength 2 * pi / theta_i with L_orig / high_freq_factor (shorter: keep) "
+            "and L_orig / low_freq_factor (longer: divide by factor); in between blend with "
+            "s = (L_orig / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor).",
+            "scaled_rope_angles multiplies both cos and sin by the attention factor, once, and passes "
+            "seq_len = max(positions) + 1 to rope_inv_freq for dynamic.",
+        ),
+    ),
+    Exercise(
         "attention",
         "Attention with pluggable positions",
         20,
