@@ -81,8 +81,9 @@ def test_init_notebook_writes_one_notebook_per_exercise(tmp_path):
         nbformat.validate(nb)
         spec, code = nb.cells[0], [c for c in nb.cells if c.cell_type == "code"]
         stub = (state.kit_dir("exercises") / ex.file).read_text()
-        title = ast.get_docstring(ast.parse(stub)).splitlines()[0]
-        assert spec.cell_type == "markdown" and spec.source.startswith(f"# {title}\n")
+        doc = ast.get_docstring(ast.parse(stub))
+        assert doc, f"{ex.file} has no module docstring"
+        assert spec.cell_type == "markdown" and spec.source.startswith(f"# {doc.splitlines()[0]}\n")
         graded = [c for c in code if "skip-grading" not in c.metadata.get("tags", [])]
         assert [c.source for c in graded] == [stub.rstrip("\n")]  # the stub is the cell to complete
         assert code[0].source.endswith("%load_ext posgrade") and code[-1].source == f"%posgrade check {ex.name}"
