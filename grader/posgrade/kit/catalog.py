@@ -158,6 +158,23 @@ EXERCISES = (
         ),
     ),
     Exercise(
+        "flash",
+        "FlashAttention: tiled attention with an online softmax",
+        10,
+        (
+            "Write online_softmax_update first and check it on one row by hand: with blocks [0] and "
+            "[ln 3] and v = [10, 20], it must end at m = ln 3, l = 4/3, acc = 70/3, and acc / l = 17.5.",
+            "When the max grows from m to m_new, everything summed so far is relative to the old max: "
+            "multiply both l and acc by exp(m - m_new) before adding the new block's terms.",
+            "A row whose keys so far are all masked has m_new = -inf and exp(-inf - (-inf)) = NaN: use "
+            "0 instead of m_new in the exponents for those rows (torch.where(isneginf(m_new), 0, m_new)).",
+            "Keep acc unnormalised and divide by l once, after the last key block; lse = m + log(l) in "
+            "the natural log, and rows with l = 0 give out 0 and lse -inf.",
+            "Causal is bottom-right: query i sits at Lk - Lq + i. Build each tile's mask from its own "
+            "positions (arange of the tile's queries and keys), never one [Lq, Lk] mask.",
+        ),
+    ),
+    Exercise(
         "alibi",
         "ALiBi: attention with linear biases",
         5,
