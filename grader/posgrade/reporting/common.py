@@ -187,9 +187,23 @@ def failure_groups(result, limit):
 # -- writing ----------------------------------------------------------------------------------
 
 def atomic_write(path, text):
+    """Write text to path in one step (a reader sees the old file or the new one, never half of
+    one): a temporary file beside it, renamed over it. The file gets the mode any new file of this
+    process gets (0666 less the umask: 0644 under umask 022), not mkstemp's owner-only 0600, so
+    that a grader's other user (a CI's uploader, a teacher's web server) can read it."""
     path = Path(path)
+    umask = None
+    try:  # read where Linux shows it: setting it to read it back would touch other threads' files
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next((int(ln.split()[1], 8) for ln in f if ln.startswith("Umask:")), None)
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         os.replace(tmp, path)

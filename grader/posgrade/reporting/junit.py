@@ -6,18 +6,29 @@ import xml.etree.ElementTree as ET
 
 from posgrade.reporting.common import reveal_notes_for, split_output
 
-_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# what XML 1.0 cannot hold (C0 controls but tab/newline/return, surrogates, U+FFFE/U+FFFF), plus
+# DEL and the C1 controls, which XML 1.0 only discourages (XML 1.1 needs them escaped)
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(char):
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _xml(text):
-    """Text that XML 1.0 can hold: characters it forbids (NUL, ESC, ...) become U+FFFD."""
-    return _XML_BAD.sub("\ufffd", str(text))
+    """Text that XML 1.0 can hold and a viewer shows as it was: a control character (NUL, ESC, ...)
+    becomes its visible Python escape (ESC -> `\\x1b`), never U+FFFD, which hides what it was."""
+    return _XML_BAD.sub(lambda m: _visible(m.group()), str(text))
 
 
 def to_junit(result):
     """JUnit XML (the common Surefire/xunit dialect): <testsuites> of one <testsuite> per
     exercise, a <testcase> per case; wrong answers are <failure>, learner code that raised,
-    crashed, hung or failed to import is <error>, CUDA cases without a GPU are <skipped>."""
+    crashed, hung or failed to import is <error>, CUDA cases without a GPU are <skipped>.
+    Valid against Jenkins' xunit junit-10.xsd (tests/xsd/): in each <testsuite> the <properties>
+    come first, then the <testcase>s, then its <system-out>; in a <testcase> the <failure>,
+    <error> or <skipped> comes before its <system-out>."""
     stamp = result.started or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     root = ET.Element("testsuites", name="posgrade")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -67,8 +78,10 @@ def to_junit(result):
         if ex.revealed_before_pass:
             out.append("NOTE: " + reveal_notes_for(ex))
         ET.SubElement(s, "system-out").text = _xml("\n".join(out))
-    for k, v in totals.items():
-        root.set(k, str(v))
+    # Jenkins' xunit junit-10.xsd allows only name, time, tests, failures and errors here (no skipped:
+    # each <testsuite> carries its own)
+    for k in ("tests", "failures", "errors"):
+        root.set(k, str(totals[k]))
     root.set("time", f"{result.seconds:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
