@@ -1,4 +1,4 @@
-"""Mistake: plain attention: the whole [B, H, Lq, Lk] matrix of logits is built and softmaxed (right values, O(L²) memory)
+"""Mistake: plain attention: the whole [B, H, Lq, Lk] logits are built and softmaxed (right values, O(L²) memory)
 Caught by: test_memory
 
 A learner's shortcut: every value is right (causal bottom-right, rows with no key give 0 and
