@@ -34,7 +34,7 @@ def grade(workspace, exercises, seed=0, device="auto", **limits):
     learner code, started while the previous grading ran (as grade-batch does)."""
     key = (device, tuple(sorted(limits.items())))
     if key not in _SESSIONS:
-        _SESSIONS[key] = runner.GradingSession(workspace, runner.Limits(**limits), device=device)
+        _SESSIONS[key] = runner.GradingSession(workspace, runner.Limits(**limits), device=device, fork_server=True)
     request = runner.GradeRequest(str(workspace), list(exercises), seed, device)
     return _SESSIONS[key].grade(request, standby=True)
 

@@ -341,6 +341,7 @@ class Batch:
 # -- the grader process (python -m posgrade.classroom.batch) --------------------------------------------
 
 _SESSIONS = {}  # (timeout, device) -> this grader process's GradingSession, its next worker started ahead
+_ZYGOTE = []  # this grader process's fork server for CPU workers, ready before the first submission
 
 
 def _grade_job(job):
@@ -358,7 +359,8 @@ def _grade_job(job):
         opts.case_files = instructor.load_case_files(job["cases"]) if job["cases"] else []
         key = (job["timeout"], job["device"])
         if key not in _SESSIONS:
-            _SESSIONS[key] = GradingSession(job["workspace"], Limits(seconds=job["timeout"]), job["device"])
+            _SESSIONS[key] = GradingSession(job["workspace"], Limits(seconds=job["timeout"]), job["device"],
+                                            fork_server=_ZYGOTE[0] if _ZYGOTE else False)
         result, rerun = check.grade(opts, session=_SESSIONS[key])
     except (check.CheckError, instructor.InstructorError) as err:
         result, reply["usage_error"] = check.error_result(str(err), job["names"], job["workspace"], job["seed"]), True
@@ -383,7 +385,11 @@ def serve():
     os.dup2(2, 1)
     import posgrade.grading.plugin  # noqa: F401  torch, pytest and the grader, once
     import posgrade.loop.check  # noqa: F401
+    from posgrade.grading.session import new_zygote
 
+    zygote = new_zygote()  # torch imported before "ready": no submission's time limit pays for it
+    if zygote.wait_ready():
+        _ZYGOTE.append(zygote)
     answer.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         if not line.strip():
@@ -395,6 +401,8 @@ def serve():
         answer.write(json.dumps(reply) + "\n")
     for session in _SESSIONS.values():  # the standby workers go with the grader
         session.close()
+    for zygote in _ZYGOTE:
+        zygote.close()
 
 
 def progress_line(done, total, row):

@@ -61,10 +61,11 @@ def _indent(text, by="  "):
 class Worker:
     """One worker process; restarted lazily after a crash, time-out or memory overrun."""
 
-    def __init__(self, workspace, limits=None, cuda=True):
+    def __init__(self, workspace, limits=None, cuda=True, zygote=None):
         self.workspace = str(Path(workspace).resolve())
         self.limits = limits or Limits()
         self.cuda = cuda
+        self.zygote = zygote  # a zygote.Zygote to fork the process from, or None to start it anew
         self.proc = None
         self._ready = False
         self._stderr = None
@@ -132,9 +133,12 @@ class Worker:
         env = sandbox.environment(scratch, self.cuda)
         limits["sandbox"] = sandbox.plan(scratch, self.workspace, self.cuda)
         sandbox.prepare_scratch(limits["sandbox"])  # as root: the worker's uid owns this folder, nothing else
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "posgrade.grading.worker", str(to_worker_r), str(from_worker_w),
-             str(code), json.dumps(limits)],
+        argv = [str(to_worker_r), str(from_worker_w), str(code), json.dumps(limits)]
+        self.proc = None
+        if self.zygote is not None and not self.cuda:  # forked with torch imported: milliseconds, not a second
+            self.proc = self.zygote.spawn(argv, env, run, (to_worker_r, from_worker_w), self._stderr.fileno())
+        self.proc = self.proc or subprocess.Popen(
+            [sys.executable, "-m", "posgrade.grading.worker", *argv],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,
@@ -304,13 +308,14 @@ class Worker:
             ) from None
 
 
-def start_worker(workspace, limits=None, device="auto"):
-    """Start the worker now, before torch is imported here, so the two imports overlap.
+def start_worker(workspace, limits=None, device="auto", zygote=None):
+    """Start the worker now, before torch is imported here, so the two imports overlap (or fork it
+    from `zygote`, a zygote.Zygote, when given and the worker is CPU-only).
 
     Without an NVIDIA device node (checked without importing torch) the worker also gets an
     address-space limit; with CUDA that limit would break CUDA's large virtual reservations.
     """
     cuda = device != "cpu" and os.path.exists("/dev/nvidiactl")
-    return Worker(workspace, limits, cuda=cuda)
+    return Worker(workspace, limits, cuda=cuda, zygote=zygote)
 
 

@@ -69,18 +69,27 @@ class _StopSignals:
 class GradingSession:
     """A worker started ahead of need, and the grading runs that use it (one worker per run)."""
 
-    def __init__(self, workspace, limits=None, device="auto"):
+    def __init__(self, workspace, limits=None, device="auto", fork_server=False):
+        """fork_server: False (each worker imports torch anew), True (a zygote of this session's own),
+        or a zygote.Zygote the caller keeps and closes."""
         self.workspace = workspace
         self.limits = limits or Limits()
         self.device = device
-        self.worker = start_worker(workspace, self.limits, device=device)
+        # many runs ahead (grade-batch, watch, tests): CPU workers are forked from a zygote that
+        # imported torch once, instead of each importing it anew (zygote.py)
+        self._own_zygote = fork_server is True
+        self.zygote = new_zygote() if fork_server is True else (fork_server or None)  # or one the caller keeps
+        self.worker = self._start(workspace)
+
+    def _start(self, workspace):
+        return start_worker(workspace, self.limits, device=self.device, zygote=self.zygote)
 
     def grade(self, request, stop_signals=False, refresh=False, standby=False):
         """Run request's cases on the session's worker; a RunResult. Raises Stopped when a signal
         ended the run (with stop_signals), ValueError for a device that is not there."""
         from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
 
-        worker = self.worker or start_worker(request.workspace, self.limits, device=self.device)
+        worker = self.worker or self._start(request.workspace)
         self.worker = None
         if worker.workspace != str(Path(request.workspace).resolve()):
             worker.retarget(request.workspace)  # a standby worker serves the next workspace
@@ -97,7 +106,7 @@ class GradingSession:
         finally:
             worker.close()
         if standby:  # the next run's worker imports torch meanwhile (while the learner edits, say)
-            self.worker = start_worker(request.workspace, self.limits, device=self.device)
+            self.worker = self._start(request.workspace)
         if stopped.signal:
             raise Stopped(stopped.signal, result)
         return result
@@ -106,6 +115,9 @@ class GradingSession:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
+        if self.zygote is not None and self._own_zygote:
+            self.zygote.close()
+        self.zygote = None
 
     def __enter__(self):
         return self
@@ -113,6 +125,16 @@ class GradingSession:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def new_zygote():
+    """A fork server for CPU workers (zygote.py), started with the worker's built environment."""
+    import tempfile
+
+    from posgrade.grading import sandbox
+    from posgrade.grading.zygote import Zygote
+
+    return Zygote(env=sandbox.environment(tempfile.gettempdir(), cuda=False))
 
 
 def grade(request, worker=None):

@@ -146,7 +146,8 @@ def run(session, echo):
         raise KeyboardInterrupt
 
     saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    grading = GradingSession(session.workspace, Limits(seconds=session.timeout), device=session.device)
+    grading = GradingSession(session.workspace, Limits(seconds=session.timeout), device=session.device,
+                             fork_server=True)
     try:
         seen = snapshot(session.workspace)
         echo(f"Watching {session.workspace} (seed {session.seed}); save a file to re-grade, Ctrl-C to stop.\n")
