@@ -223,7 +223,7 @@ def case_files(names):
 def run_cases(request, worker):
     """Run the hidden cases for request.exercises (and request.extra_cases); a RunResult."""
     devices, skipped, notes = resolve_devices(request.device)
-    kit_files, kit_changed = manifest.begin()  # the reference, cases and catalogs as built (kit/manifest.py)
+    kit_files, kit_changed = manifest.begin(request.exercises)  # the reference, cases and catalogs as built (kit/manifest.py)
     if kit_changed:
         return _kit_changed(request, devices, notes, kit_changed)
     for name in request.exercises:  # the references and mistake catalogs in memory before learner code runs
@@ -270,7 +270,7 @@ def run_cases(request, worker):
     unsandboxed = _sandbox_note(worker)
     if unsandboxed:
         result.notes.append(unsandboxed)
-    kit_changed = manifest.finish(kit_files)
+    kit_changed = manifest.finish(kit_files, request.exercises)
     if kit_changed:  # learner code (or anything else) changed the kit during the run: no grade
         result.error = manifest.message(kit_changed)
         return result

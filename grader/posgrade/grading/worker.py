@@ -177,8 +177,18 @@ def serve(fd_in, fd_out, workspace, limits):
     sys.meta_path.insert(0, _NoReference())
     _set_limits(limits)
     pid = int(os.readlink("/proc/self")) if os.path.islink("/proc/self") else os.getpid()  # as the grader sees it
+    config = limits.get("sandbox", {"off": "no sandbox planned"})
+    if config.get("cuda") and "off" not in config:
+        try:  # the driver opens its files now, before the sandbox closes the rest (device nodes stay open to it)
+            if torch.cuda.is_available():
+                torch.cuda.init()
+        except Exception:
+            pass  # the learner's first CUDA call reports it
     # from here on, this process reaches only its scratch folder, Python and torch (sandbox.py)
-    status = sandbox.restrict(limits.get("sandbox", {"off": "no sandbox planned"}))
+    try:
+        status = sandbox.restrict(config)
+    except Exception as err:  # reported in every result ("not sandboxed"), never a silent pass
+        status = {"landlock": 0, "reason": f"the sandbox could not be set up: {type(err).__name__}: {err}"}
     _write_all(fd_out, wire.dumps({"ready": True, "pid": pid, "sandbox": status}))
 
     real_stdout, real_stderr = sys.stdout, sys.stderr

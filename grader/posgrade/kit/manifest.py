@@ -7,8 +7,9 @@ checks the files at the start (`begin`) and the end (`finish`) of every run; a c
 added file stops the run with an error, never a grade.
 
 The rule for a checkout or an editable install (no kit_manifest.json beside the package): the
-baseline is the files as they were at the start of the run, so a change during a run (while learner
-code runs) is caught, and a developer's edit between runs is not an error.
+baseline is the files as they were at the start of the run (the run's exercises' own files and the
+shared ones), so a change during a run (while learner code runs) is caught, and a developer's edit
+between runs, or to another exercise's files, is not an error.
 
 May import: nothing of posgrade above kit.
 """
@@ -81,18 +82,34 @@ def _first_difference(baseline, now):
     return None
 
 
-def begin():
-    """At a run's start: (baseline, the first file that differs from the build's hashes or None)."""
+def _concerns(rel, exercises):
+    """Whether file rel can decide a verdict of a run of `exercises`: every file but another
+    exercise's own (solutions/rope.py, grading/cases/test_rope.py, diagnosis/mistakes/rope.py)."""
+    from posgrade.kit import catalog
+
+    stem = Path(rel).stem.removeprefix("test_")
+    return stem in exercises or stem not in catalog.names()
+
+
+def begin(exercises=None):
+    """At a run's start: (baseline, the first file that differs from the build's hashes or None).
+    In a checkout, the baseline is the files now, those of the run's exercises and the shared ones
+    (other exercises' files may be edited by their authors meanwhile)."""
     now = hashes(roots())
     built = recorded()
     if built is None:
+        if exercises is not None:
+            now = {rel: h for rel, h in now.items() if _concerns(rel, set(exercises))}
         return now, None
     return built, _first_difference(built, now)
 
 
-def finish(baseline):
-    """At a run's end: the first file that differs from the baseline, or None."""
-    return _first_difference(baseline, hashes(roots()))
+def finish(baseline, exercises=None):
+    """At a run's end: the first file that differs from the baseline (changed, missing or added), or None."""
+    now = hashes(roots())
+    if recorded() is None and exercises is not None:
+        now = {rel: h for rel, h in now.items() if rel in baseline or _concerns(rel, set(exercises))}
+    return _first_difference(baseline, now)
 
 
 def message(rel):
