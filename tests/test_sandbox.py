@@ -341,3 +341,16 @@ def test_grade_batch_submissions_cannot_touch_each_other_or_the_results(tmp_path
     else:
         assert snapshot(bob) != before or (out / "pwned.txt").exists()
         assert any(n.startswith(NOT_SANDBOXED) for n in alice_result["notes"])
+
+
+def test_a_checkouts_kit_check_covers_the_runs_exercises_and_the_shared_files(monkeypatch):
+    """Without a build manifest (a checkout), a run's baseline holds its exercises' own files and the
+    shared ones; another exercise's files, which their author may be editing, are not in it."""
+    monkeypatch.setattr(manifest, "recorded", lambda: None)
+    baseline, changed = manifest.begin(["sinusoidal"])
+    assert changed is None
+    assert {"solutions/sinusoidal.py", "grading/cases/test_sinusoidal.py", "diagnosis/mistakes/sinusoidal.py",
+            "diagnosis/compare.py"} <= set(baseline)
+    assert not [rel for rel in baseline if "rope" in rel]
+    assert manifest.finish({**baseline, "solutions/sinusoidal.py": "0" * 64}, ["sinusoidal"]) == "solutions/sinusoidal.py"
+    assert manifest.finish({**baseline, "grading/cases/conftest.py": "0" * 64}, ["sinusoidal"]) == "grading/cases/conftest.py"
