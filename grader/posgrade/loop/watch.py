@@ -199,6 +199,9 @@ def _round(session, grading, files, echo, refresh=False):
             lines = [f"  no change: {failing} case{' still fails' if failing == 1 else 's still fail'}" if failing
                      else "  no change: every case passes"]
         echo(head + "\n" + "\n".join(lines) + "\n")
+    if result.error:  # the grader could not finish: say so, as `check` does, never a silent "not passed"
+        echo(f"Grading did not finish: {result.error.splitlines()[0]}\n")
+        return result
     if result.passed:
         done = [e.name for e in result.exercises]
         nxt = targets(session) if not session.names else []
