@@ -168,3 +168,18 @@ def test_a_file_that_hangs_at_import_finishes_inside_exercism_window(tmp_path):
     assert len(graded) > 10 and sum(c.seconds for c in graded) < 2 * 2.0  # one time-out, not one per case
     row = (ROOT / "README.md").read_text().split("| `exercism` |")[1].split("\n")[0]
     assert "--timeout 2" in row  # the format table tells instructors
+
+
+def test_a_passing_case_and_a_wrong_answer_keep_what_the_code_printed():
+    """Calls that returned (no exception) still carry the learner's prints into the test's output:
+    a case that passes, and one that fails on a wrong value (PRINTING_LEARNED answers off by one)."""
+    result = printing_learned_run()
+    doc = formats.to_exercism(result)
+    by_name = {t["name"]: t for t in doc["tests"]}
+    cases = {formats.test_name(c): c for e in result.exercises for c in e.cases if c.status != "skipped"}
+    wrong = [n for n, c in cases.items() if c.status == "failed" and c.kind == "wrong" and "position_ids" in c.message]
+    assert wrong and all("red" in by_name[n].get("output", "") for n in wrong)
+    passed_printing = [n for n, c in cases.items() if c.status == "passed" and "your code printed" in c.message]
+    assert passed_printing and all(by_name[n]["status"] == "pass" and "red" in by_name[n]["output"]
+                                   for n in passed_printing)
+    validate(doc, EXERCISM_SCHEMA)

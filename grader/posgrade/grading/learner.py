@@ -24,6 +24,7 @@ class Learner:
         self._stops = []  # LearnerErrors that stopped the worker (time-outs, crashes)
         self._imported_by = None  # the worker start count in which the module was imported
         self._log = []  # mistakes.Call for each call of the current case (plugin.py clears it)
+        self._printed = []  # what the learner's code printed in calls that returned, this case (plugin.py clears it)
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -96,6 +97,8 @@ class Learner:
                 self._stops.append(err)
             raise
         if reply.get("ok"):
+            if reply.get("stdout"):
+                self._printed.append(reply["stdout"])
             mutated = reply.get("mutated") or []
             if mutated:
                 names = ", ".join(f"argument {m + 1}" if isinstance(m, int) else f"`{m}`" for m in mutated)

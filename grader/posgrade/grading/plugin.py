@@ -110,6 +110,7 @@ class GradingPlugin:
     def pytest_runtest_setup(self, item):
         for learner in self._learners.values():
             learner._log.clear()
+            learner._printed.clear()
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -146,8 +147,14 @@ class GradingPlugin:
             # a wrong result, or an exception a known mistake raises too (-1e9 in float16, 4-D unpacking)
             if case.kind in ("wrong", "exception") and exercise in self._learners:
                 self._name_mistake(case, self._learners[exercise]._log)
-        if call.when == "teardown" and case.status == "passed":
-            case.score = case.points
+        if call.when == "teardown":
+            if case.status == "passed":
+                case.score = case.points
+            printed = "".join(self._learners[exercise]._printed) if exercise in self._learners else ""
+            if printed.strip() and case.status != "skipped" and "\nyour code printed:\n" not in case.message:
+                # what the learner's code printed in calls that returned: the formats show it as the
+                # test's output (Exercism's `output`, JUnit's system-out), for passed cases too
+                case.message += "\nyour code printed:\n" + "\n".join("  " + ln for ln in printed.splitlines())
 
     def _name_mistake(self, case, calls):
         """Name the known mistake (or the combination of mistakes) the failed case's calls match, if

@@ -87,8 +87,6 @@ class GradingSession:
     def grade(self, request, stop_signals=False, refresh=False, standby=False):
         """Run request's cases on the session's worker; a RunResult. Raises Stopped when a signal
         ended the run (with stop_signals), ValueError for a device that is not there."""
-        from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
-
         worker = self.worker or self._start(request.workspace)
         self.worker = None
         if worker.workspace != str(Path(request.workspace).resolve()):
@@ -98,7 +96,9 @@ class GradingSession:
         stopped = _StopSignals(stop_signals)
         result = None
         try:
-            with stopped:
+            with stopped:  # the imports too: a CI's SIGTERM during torch's import still ends as an error result
+                from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
+
                 result = plugin.run_cases(request, worker)
         except KeyboardInterrupt:
             if not stopped.signal:
