@@ -42,6 +42,18 @@ def test_pair_and_triple_of_mistakes_are_named_together():
     assert mistakes.get("relative", triple.mistake.name).title == triple.mistake.title
 
 
+def test_index_matrix_described_by_distance_zero_sign_and_range():
+    from posgrade.solutions import relative as ref
+
+    try:
+        assert_close(_learner_index(3, 7, 2, sign=-1, clip=False, last=False), ref.relative_position_index(3, 7, 2),
+                     what="relative_position_index(3, 7, 2)")
+    except CaseFailure as err:
+        text = str(err)
+    assert "distance 0 sits at key i for query i" in text and "the sign is mirrored" in text
+    assert "values run -4..4 instead of 0..4" in text
+
+
 def test_random_results_start_no_combination_search():
     from posgrade.solutions import relative as ref
 
@@ -173,3 +185,24 @@ def test_no_message_names_grader_internals():
                     leaks.append(f"{result.workspace} {case.id}: {INTERNALS.search(case.message).group(0)}")
     assert not leaks, leaks[:10]
     assert not plugin.DIAGNOSIS_ERRORS, plugin.DIAGNOSIS_ERRORS[:5]
+
+
+# -- real code we did not write -------------------------------------------------------------------
+
+def _real_files():
+    for name in catalog.names():
+        for path in sorted((WRONG / name).glob("real_*.py")):
+            yield name, path
+
+
+def test_real_code_names_each_of_its_mistakes():
+    """Each tests/wrong/<exercise>/real_<source>.py (published code wrapped into the stub's API, its
+    bugs kept) gets every mistake on its "Names:" line named, alone or in a combination, and no other."""
+    checked = 0
+    for name, path in _real_files():
+        want = {n.strip() for n in re.search(r"^Names: (.+)$", path.read_text(), re.M).group(1).split(",")}
+        (ex,) = grade_file(name, path, seed=7).exercises
+        named = {part for c in ex.failures if c.mistake for part in c.mistake.split("+")}
+        assert named == want, f"{path.name}: named {sorted(named)}, expected {sorted(want)}"
+        checked += 1
+    assert checked >= 3

@@ -93,7 +93,7 @@ def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=
     if got.dtype == torch.bool or not (got.is_floating_point() or got.is_complex()):
         bad = got.cpu() != want.cpu()
         if bad.any():
-            _fail_values(got, want, bad, what, "values differ")
+            _fail_values(got, want, bad, what, "values differ", pattern=describe_index(got.cpu(), want.cpu()))
         return
     g, w = got.detach().cpu().to(torch.complex128 if got.is_complex() else torch.float64), \
         want.detach().cpu().to(torch.complex128 if want.is_complex() else torch.float64)
@@ -151,6 +151,37 @@ def _beyond(got, want, what, how, rtol, atol, atol_extra, check_dtype):
         body = str(err).split(": ", 1)[-1] if str(err).startswith(what) else str(err)
         return f"\nand once {how} {target}, its values are wrong too: {body}"
     return f"\n(once {how} {target}, its values are right: only the {'dtype' if how == 'cast to' else 'shape'} is wrong)"
+
+
+def describe_index(got, want):
+    """For an index matrix [Lq, Lk] that is a function of the distance key - query (want constant
+    along its diagonals, as relative_position_index or T5's buckets): where distance 0 sits, the
+    sign and the range of yours against the expected one, in words; "" for anything else."""
+    if got.dim() != 2 or got.dtype == torch.bool or want.dtype == torch.bool or got.is_floating_point():
+        return ""
+    len_q, len_k = want.shape
+    if len_q < 2 or len_k < 2 or not torch.equal(want[1:, 1:], want[:-1, :-1]):
+        return ""
+    parts = []
+    off = len_k - len_q  # query i sits at position off + i
+    if 0 <= off < len_k:
+        rows = torch.arange(min(len_q, len_k - off))
+        diag, want0 = got[rows, rows + off], int(want[0, off])
+        if not bool((diag == want0).all()):
+            top_left = got[rows, rows] if off else None
+            if top_left is not None and bool((top_left == want0).all()):
+                parts.append(f"distance 0 sits at key i for query i (queries placed at 0..Lq-1) instead of "
+                             f"at key {off} + i")
+            elif bool((diag == diag[0]).all()):
+                parts.append(f"distance 0 (query i with key {off} + i) gets index {int(diag[0])} instead of {want0}")
+    step_w = int(torch.sign(want[:, 1:] - want[:, :-1]).sum())
+    step_g = int(torch.sign(got[:, 1:] - got[:, :-1]).sum())
+    if step_w > 0 > step_g:
+        parts.append("the sign is mirrored: yours fall as the key moves right, the expected ones rise")
+    gmin, gmax, wmin, wmax = int(got.min()), int(got.max()), int(want.min()), int(want.max())
+    if (gmin, gmax) != (wmin, wmax):
+        parts.append(f"values run {gmin}..{gmax} instead of {wmin}..{wmax}")
+    return "; ".join(parts)
 
 
 def describe_difference(got, want, rtol, atol):

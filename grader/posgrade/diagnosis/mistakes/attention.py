@@ -183,4 +183,30 @@ MISTAKES = [
         "relative_attention(q, k, v, self.rel_k(L, L), self.rel_v(L, L), mask=mask).",
         edits=(("self.rel_k(L, L), self.rel_v(L, L), mask=mask)", "self.rel_k(L, L), self.rel_k(L, L), mask=mask)"),),
     ),
+    Mistake(
+        "masked_row_uniform", "fully masked row averages every key",
+        "a query whose keys are all masked should get zero weights and a zero output; yours fills masked "
+        "logits with a large finite negative number (-1e9), so such a row's softmax spreads its weight "
+        "uniformly over the masked keys",
+        "Fill with -inf (or finfo.min) and zero the weights of rows with no allowed key after the softmax.",
+        edits=(("logits = torch.where(mask, logits, float(\"-inf\"))", "logits = torch.where(mask, logits, -1e9)"),),
+    ),
+    Mistake(
+        "rope_base_ignored", "rope_base ignored",
+        "position='rope' should rotate with the module's rope_base; yours calls apply_rope with its default "
+        "base 10000, whatever rope_base the module was built with",
+        "Keep rope_base in __init__ (self.rope_base) and pass base=self.rope_base to apply_rope for q and k.",
+        edits=(("q = apply_rope(q, base=self.rope_base, interleaved=True)", "q = apply_rope(q, interleaved=True)"),
+               ("k = apply_rope(k, base=self.rope_base, interleaved=True)", "k = apply_rope(k, interleaved=True)")),
+    ),
+    Mistake(
+        "projections_cloned", "projections start as copies of one layer",
+        "q_proj, k_proj, v_proj and out_proj should each start from their own random weights; yours start "
+        "from one layer copied (copy.deepcopy or [layer] * 4), so queries, keys and values start identical",
+        "Make four layers: self.q_proj = nn.Linear(D, D), self.k_proj = nn.Linear(D, D), and so on.",
+        edits=(("        self.out_proj = nn.Linear(d_model, d_model)\n",
+                "        self.out_proj = nn.Linear(d_model, d_model)\n"
+                "        for layer in (self.k_proj, self.v_proj, self.out_proj):  # copies of q_proj\n"
+                "            layer.load_state_dict(self.q_proj.state_dict())\n"),),
+    ),
 ]

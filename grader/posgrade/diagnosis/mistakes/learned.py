@@ -187,4 +187,12 @@ MISTAKES = [
         "torch.zeros holds no signal).",
         edits=(("nn.init.normal_(self.weight, mean=0.0, std=init_std)", "nn.init.zeros_(self.weight)"),),
     ),
+    Mistake(
+        "batch_size_hardcoded", "batch size hard-coded",
+        "position_ids should have one row per sequence of the batch_size asked for; yours always has the "
+        "same fixed number of rows",
+        "Use the batch_size argument: pos.unsqueeze(0).expand(batch_size, seq_len).clone().",
+        edits=(("return pos.unsqueeze(0).expand(batch_size, seq_len).clone()",
+                "return pos.unsqueeze(0).expand(2, seq_len).clone()"),),
+    ),
 ]

@@ -121,4 +121,15 @@ MISTAKES = [
         "Compute in float32 if you like (the angles must be), then return out.to(x.dtype).",
         edits=(("return out.to(x.dtype)", "return out"),),
     ),
+    Mistake(
+        "complex_view_in_bfloat16", "view_as_complex on bfloat16 x",
+        "apply_rope must work for bfloat16 x; yours views x as complex numbers directly, and "
+        "torch.view_as_complex has no bfloat16 version (it raises)",
+        "View a float32 copy: torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2)), rotate, "
+        "then view_as_real(...).flatten(-2).to(x.dtype) (Meta LLaMA's .float() and .type_as(xq)).",
+        edits=(("    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32\n",
+                "    if interleaved:\n"
+                "        torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))  # raises for bfloat16\n"
+                "    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32\n"),),
+    ),
 ]

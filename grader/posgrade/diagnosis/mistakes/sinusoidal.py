@@ -89,7 +89,7 @@ MISTAKES = [
                 "inv_freq = torch.exp(two_i * (-math.log(10000.0) / d_model))"),),
     ),
     Mistake(
-        "odd_d_model_fails", "odd d_model not handled",
+        "odd_d_model_crash", "odd d_model not handled",
         "with an odd d_model the sines take ceil(d/2) columns (0, 2, ..., d-1) and the cosines floor(d/2); "
         "yours writes ceil(d/2) cosines into floor(d/2) odd columns, which raises a shape error",
         "Cut the angles for the cosines: table[:, 1::2] = cos(angle[:, : d_model // 2]).",

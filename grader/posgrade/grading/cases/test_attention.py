@@ -427,14 +427,14 @@ def mha_weights(ref, gen, d_model, n_heads, position, **kw):
 
 
 def run_mha(impl, device, x, n_heads, position="none", state_dict=None, mask=None, causal=False,
-            grad_output=None, train=False, **kw):
+            grad_output=None, train=False, return_state=False, **kw):
     forward_kwargs = {"causal": causal}
     if mask is not None:
         forward_kwargs["mask"] = mask
     return impl.probe("module", cls="MultiHeadAttention", args=(x.shape[-1], n_heads),
                       kwargs=mha_kwargs(position, **kw), device=device, inputs=(x,),
                       forward_kwargs=forward_kwargs, state_dict=state_dict, grad_output=grad_output,
-                      train=train)
+                      train=train, return_state=return_state)
 
 
 def mha_calls(impl, x, n_heads, position, state_dict, calls, device="cpu", dtype=None, init_seed=0, **kw):
@@ -661,6 +661,28 @@ def test_mha_dtype(learner, ref, device, gen, position, dtype):
     # out_proj sums D values that each carry the rounding of the attention
     t = {k: 2 * v for k, v in tol(dtype).items()} if dtype != torch.float64 else {"rtol": 1.3e-6, "atol": 1e-5}
     assert_close(got, want, what=f"MultiHeadAttention(position={position!r}).to({dtype_id(dtype)})(x)", **t)
+
+
+@points(1)
+def test_mha_rope_base(learner, ref, device, gen):
+    """position="rope" rotates with the module's rope_base (500000 as in LLaMA 3), not always 10000"""
+    x, sd = mha_case(ref, gen, device, "rope")
+    got = run_mha(learner, device, x, 4, "rope", sd, causal=True, rope_base=500000.0)["output"]
+    want = run_mha(ref, device, x, 4, "rope", sd, causal=True, rope_base=500000.0)["output"]
+    assert_close(got, want, what="MultiHeadAttention(16, 4, position='rope', rope_base=500000)(x, causal=True)")
+
+
+@points(1)
+def test_projections_start_apart(learner):
+    """q_proj, k_proj, v_proj and out_proj start from their own random weights, not one copied four times"""
+    state = run_mha(learner, "cpu", torch.zeros(1, 2, 16), 4, return_state=True)["state_dict"]
+    names = [f"{p}_proj.weight" for p in ("q", "k", "v", "out")]
+    found = [n for n in names if isinstance(state.get(n), torch.Tensor)]
+    for i, a in enumerate(found):
+        for b in found[i + 1:]:
+            if state[a].shape == state[b].shape and torch.equal(state[a], state[b]):
+                fail(f"{a} and {b} start from the same weights: a layer copied (copy.deepcopy, [layer] * 4) "
+                     "instead of four nn.Linear(D, D) made one by one, so the heads start symmetric")
 
 
 @points(3)

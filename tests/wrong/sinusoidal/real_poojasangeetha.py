@@ -1,0 +1,99 @@
+"""Real code: the sinusoidal encoding of github.com/Poojasangeetha/Attention-Based-Neural-Network,
+time_series_project_v2/models/positional_encoding.py, wrapped into the stub's API with its bugs kept:
+math.log(10000) whatever base is, cos(pos * div) with all ceil(d/2) frequencies (an odd d_model
+raises), forward adds pe[:, :L] with no offset and without casting to x's dtype.
+Mistake: base ignored, odd d_model crashes, offset ignored, float32 result for half x
+Names: base_ignored, odd_d_model_crash, ignores_offset, upcast_dtype
+Caught by: test_base
+
+Exercise 1 — sinusoidal: the absolute position encoding of "Attention Is All You Need".
+
+Each position gets a fixed vector of sines and cosines at geometrically spaced
+frequencies; the model adds it to the token embeddings. Column j uses frequency index
+i = j // 2, so sin and cos of the same angle sit side by side (the paper's layout; Hugging
+Face XLM and the PyTorch tutorial use it too, while tensor2tensor and fairseq put all sines
+first and all cosines after):
+
+    PE[pos, 2i]     = sin(pos / base^(2i / d_model))
+    PE[pos, 2i + 1] = cos(pos / base^(2i / d_model))
+
+Worked example, d_model = 4, base = 10000: frequencies 1 and 1/100, so
+    PE[0] = [sin 0, cos 0, sin 0, cos 0]          = [0, 1, 0, 1]   (row 0 is not zeros)
+    PE[1] = [sin 1, cos 1, sin 0.01, cos 0.01]    = [0.841, 0.540, 0.010, 1.000]
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+def sinusoidal_table(max_len, d_model, base=10000.0):
+    """The sinusoidal position table.
+
+    Args:
+        max_len: int >= 0, the number of positions (rows).
+        d_model: int >= 1, the width (columns); odd widths are allowed, the last column is
+            then a sine.
+        base: float, the wavelength scale (10000 in the paper).
+
+    Returns:
+        float32 Tensor [max_len, d_model] on the CPU, with
+        table[pos, j] = sin(pos * w) for even j and cos(pos * w) for odd j,
+        where w = base^(-2 * (j // 2) / d_model).
+
+    Raises:
+        ValueError: if max_len < 0 or d_model < 1.
+    """
+    if max_len < 0:
+        raise ValueError(f"max_len must be >= 0, got {max_len}")
+    if d_model < 1:
+        raise ValueError(f"d_model must be >= 1, got {d_model}")
+    # the published snippet's body, unchanged apart from names
+    pe = torch.zeros(max_len, d_model)
+    pos = torch.arange(0, max_len).unsqueeze(1).float()
+    div = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000) / d_model))
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)
+    return pe
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds the sinusoidal table to its input. No parameters: nothing here is trained.
+
+    Args:
+        d_model: int >= 1, the model width D.
+        max_len: int >= 0, the longest offset + L that forward accepts.
+        base: float, as in sinusoidal_table.
+
+    The table is a buffer registered with persistent=False, so it follows the module's
+    device (module.to("cuda")) but is not part of state_dict().
+    """
+
+    def __init__(self, d_model, max_len=2048, base=10000.0):
+        super().__init__()
+        self.d_model = d_model
+        self.max_len = max_len
+        self.register_buffer("table", sinusoidal_table(max_len, d_model, base), persistent=False)
+
+    def forward(self, x, offset=0):
+        """Add positions offset .. offset + L - 1 to x.
+
+        Args:
+            x: float Tensor [B, L, D] (any float dtype, any device).
+            offset: int >= 0, the position of x[:, 0] (tokens already seen, as with a KV cache).
+
+        Returns:
+            x + table[offset : offset + L], a new Tensor [B, L, D] in x's dtype and on x's
+            device; x itself is not modified.
+
+        Raises:
+            ValueError: if offset < 0 or offset + L > max_len.
+        """
+        seq_len = x.shape[-2]
+        if offset < 0 or offset + seq_len > self.max_len:
+            raise ValueError(
+                f"positions {offset}..{offset + seq_len - 1} do not fit in max_len={self.max_len}"
+            )
+        # the published snippet's forward: x + self.pe[:, :x.size(1)] (no offset, no cast)
+        return x + self.table[: x.size(1)].to(x.device)
