@@ -57,14 +57,10 @@ def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_d
     return result
 
 
-class WeightsMismatch(Exception):
-    """The contract's weights do not fit the learner's module: a learner-level explanation of
-    load_state_dict's own error (missing and unexpected keys, shapes)."""
-
-
 def load_weights(m, state_dict, device):
-    """Load the contract's weights (state_dict, by the spec's names) into m, or raise WeightsMismatch
-    saying what the module lacks or has in another shape, in the spec's terms."""
+    """Load the contract's weights (state_dict, by the spec's names) into m, or raise RuntimeError
+    saying what the module lacks or has in another shape, in the spec's terms (instead of
+    load_state_dict's "Unexpected key(s) in state_dict", which reads as the learner's own call)."""
     own = m.state_dict()
     missing = [k for k in state_dict if k not in own]  # the spec's names the module does not have
     extra = [k for k in own if k not in state_dict]
@@ -81,7 +77,7 @@ def load_weights(m, state_dict, device):
                         f"spec does not have")
     problems += shapes
     if problems:
-        raise WeightsMismatch("; ".join(problems))
+        raise RuntimeError("; ".join(problems))
     m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
 
 
