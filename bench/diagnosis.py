@@ -57,7 +57,8 @@ def main():
                         got = set(case.mistake.split("+")) if case.mistake else set()
                         verdict = "right" if got and got <= want else "wrong" if got else "unnamed"
                         rows.append({"file": f"{name}/{path.stem}", "case": case.id, "kind": case.kind,
-                                     "mistake": case.mistake, "verdict": verdict, "expected": sorted(want)})
+                                     "mistake": case.mistake, "verdict": verdict, "expected": sorted(want),
+                                     "message": case.message})
                     print(f"{name}/{path.stem}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     failed = len(rows)
     right = sum(r["verdict"] == "right" for r in rows)
@@ -72,6 +73,11 @@ def main():
           f"naming a wrong one: {len(wrong)}; unnamed: {failed - right - len(wrong)}")
     print(f"wrong files: {len(files)}; diagnosed as combinations: {len(combos)} {sorted(combos)}")
     print(f"files never named right: {len(never)} {never}")
+    catalog_rows = [r for r in rows if any(r["file"].endswith("/" + n) or r["file"].split("/")[1].startswith("real_")
+                                           for n in r["expected"])]
+    catalog_right = sum(r["verdict"] == "right" for r in catalog_rows)
+    print(f"over files named after a known mistake or real code: {catalog_right} of {len(catalog_rows)} "
+          f"({100 * catalog_right / max(len(catalog_rows), 1):.1f}%)")
     for r in wrong:
         print(f"  WRONG NAME {r['case']}: {r['mistake']} (expected {r['expected']})")
     if opts.json:
