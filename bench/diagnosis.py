@@ -73,8 +73,10 @@ def main():
           f"naming a wrong one: {len(wrong)}; unnamed: {failed - right - len(wrong)}")
     print(f"wrong files: {len(files)}; diagnosed as combinations: {len(combos)} {sorted(combos)}")
     print(f"files never named right: {len(never)} {never}")
-    catalog_rows = [r for r in rows if any(r["file"].endswith("/" + n) or r["file"].split("/")[1].startswith("real_")
-                                           for n in r["expected"])]
+    from posgrade.diagnosis import mistakes
+
+    known = {f"{e}/{m.name}" for e in opts.exercises.split(",") for m in mistakes.of(e)}
+    catalog_rows = [r for r in rows if r["file"] in known or r["file"].split("/")[1].startswith("real_")]
     catalog_right = sum(r["verdict"] == "right" for r in catalog_rows)
     print(f"over files named after a known mistake or real code: {catalog_right} of {len(catalog_rows)} "
           f"({100 * catalog_right / max(len(catalog_rows), 1):.1f}%)")
