@@ -134,3 +134,14 @@ def test_a_case_the_grader_itself_fails_makes_the_run_an_error_not_a_grade(tmp_p
     assert results["status"] == "error" and points == 0
     assert "the grader itself failed on 1 case" in results["tests"][0]["message"]
     assert json.loads(js.read_text())["status"] == "error"
+
+
+def test_a_not_sandboxed_run_says_so_in_the_classroom_formats(tmp_path):
+    """issue 13: where learner code ran without the sandbox, every result says so."""
+    out, junit = tmp_path / "gh.txt", tmp_path / "j.xml"
+    p = posgrade("check", "batches", "-w", "solutions", "--format", "github", "--output", str(out),
+                 "--format", "junit", "--output", str(junit), env={"POSGRADE_SANDBOX": "off"})
+    assert p.returncode == 0, p.stderr
+    results, _ = reporter_read(out.read_text())
+    assert "not sandboxed" in results["message"] and "not sandboxed" in results["tests"][0]["message"]
+    assert 'name="note" value="learner code was not sandboxed' in junit.read_text()

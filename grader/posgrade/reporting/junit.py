@@ -53,6 +53,8 @@ def to_junit(result):
                      ("devices", ",".join(result.devices)),
                      ("revealed_before_pass", "true" if ex.revealed_before_pass else "false")):
             ET.SubElement(props, "property", name=k, value=v)
+        for note in result.notes:  # e.g. "learner code was not sandboxed: ...", in every format
+            ET.SubElement(props, "property", name="note", value=_xml(note))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for case in ex.cases:
             name = case.id.split("::", 1)[1]
