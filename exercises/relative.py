@@ -1,4 +1,4 @@
-"""Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+"""relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

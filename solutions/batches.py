@@ -1,4 +1,4 @@
-"""Exercise 0 — batches: next-token training pairs from a token stream.
+"""batches — next-token training pairs from a token stream.
 
 A language model learns to predict token t+1 from tokens 0..t. Training batches are
 random windows cut from one long stream of token ids: the input x is a window and the

@@ -1,4 +1,4 @@
-"""Exercise 2 — learned: a trained table of absolute positions (GPT-2's `wpe`).
+"""learned — a trained table of absolute positions (GPT-2's `wpe`).
 
 Instead of a fixed formula, each position 0 .. max_len-1 owns a trainable vector,
 initialised from N(0, init_std) (0.02 in Hugging Face GPT-2). With a KV cache the new

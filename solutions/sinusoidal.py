@@ -1,4 +1,4 @@
-"""Exercise 1 — sinusoidal: the absolute position encoding of "Attention Is All You Need".
+"""sinusoidal — the absolute position encoding of "Attention Is All You Need".
 
 Each position gets a fixed vector of sines and cosines at geometrically spaced
 frequencies; the model adds it to the token embeddings. Column j uses frequency index

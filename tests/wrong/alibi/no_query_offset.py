@@ -1,7 +1,7 @@
 """Mistake: the queries are placed at positions 0..Lq-1 instead of the last Lq positions when Lq < Lk (KV cache)
 Caught by: test_bias_query_offset
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

@@ -1,7 +1,7 @@
 """Mistake: the distance is not taken in absolute value, so keys after the query get a positive bias (the causal ramp used without a causal mask)
 Caught by: test_bias_bidirectional
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

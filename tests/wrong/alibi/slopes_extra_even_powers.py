@@ -1,7 +1,7 @@
 """Mistake: the extra heads take every other slope of the 2c sequence starting at the second ([1::2]), repeating slopes the first heads already have
 Caught by: test_slopes_extra_heads_are_new
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

@@ -1,7 +1,7 @@
 """Mistake: the slopes are 2^(-8h/n) for every n; for a non-power-of-two n the extra heads take slopes of the next power of two
 Caught by: test_slopes_not_power_of_two
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

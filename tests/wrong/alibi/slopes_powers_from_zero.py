@@ -1,7 +1,7 @@
 """Mistake: the head powers start at 0, so the first head gets slope 1 and the smallest slope 2^-8 is lost
 Caught by: test_slopes_power_of_two
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

@@ -3,7 +3,7 @@ Caught by: test_slopes_power_of_two
 
 A real wrong implementation for posgrade's own tests: the reference with this one mistake.
 
-Exercise 6 — alibi: attention with linear biases (Press, Smith and Lewis 2022), bonus.
+alibi — attention with linear biases (Press, Smith and Lewis 2022), bonus.
 
 ALiBi adds no position vectors at all. Each head h gets a fixed slope m_h and adds
 -m_h * distance to its attention logits, so far-away keys are penalised linearly; the

@@ -4,7 +4,7 @@ Caught by: test_fully_masked_row_gives_zeros
 A real wrong implementation for posgrade's own tests: the reference with this one mistake, as the
 Annotated Transformer's masked_fill(mask == 0, -1e9) (after the float32 cast, so half inputs work).
 
-Exercise 5 — attention: scaled dot-product attention and a multi-head layer with pluggable positions.
+attention — scaled dot-product attention and a multi-head layer with pluggable positions.
 
 Each query scores every key, the scores become a probability distribution over the keys,
 and the query's output is that average of the values (Vaswani et al. 2017):
@@ -24,11 +24,11 @@ h*d .. (h+1)*d - 1), attends in each head, merges the heads back and projects. I
 your earlier exercises through relative imports (`from .rope import apply_rope`, ...): the
 grader loads your workspace as a package, so they find your own files beside this one.
 Those exercises must work first:
-    "sinusoidal"  adds SinusoidalPositionalEncoding (exercise 1) to x before the projections
-    "learned"     adds LearnedPositionalEmbedding (exercise 2) to x before the projections
-    "relative"    relative_attention with RelativePositionEmbedding tables (exercise 3)
-    "rope"        apply_rope (exercise 4, interleaved pairs) on q and k after the head split
-    "alibi"       adds alibi_bias (exercise 6) to the scaled logits
+    "sinusoidal"  adds SinusoidalPositionalEncoding (the sinusoidal exercise) to x before the projections
+    "learned"     adds LearnedPositionalEmbedding (the learned exercise) to x before the projections
+    "relative"    relative_attention with RelativePositionEmbedding tables (the relative exercise)
+    "rope"        apply_rope (the rope exercise, interleaved pairs) on q and k after the head split
+    "alibi"       adds alibi_bias (the alibi exercise) to the scaled logits
     "none"        no positions at all
 
 torch facts you will meet (and why this exercise does not use torch's own attention):

@@ -4,7 +4,7 @@ Caught by: test_init_std
 A real wrong implementation for posgrade's own tests: the reference with this one mistake,
 written the way it was seen in published code (issue 14).
 
-Exercise 2 — learned: a trained table of absolute positions (GPT-2's `wpe`).
+learned — a trained table of absolute positions (GPT-2's `wpe`).
 
 Instead of a fixed formula, each position 0 .. max_len-1 owns a trainable vector,
 initialised from N(0, init_std) (0.02 in Hugging Face GPT-2). With a KV cache the new

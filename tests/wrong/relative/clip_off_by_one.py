@@ -1,7 +1,7 @@
 """Mistake: distances are clipped to +-(K - 1) instead of +-K, so the two end rows of the table (distance -K and +K) are never used.
 Caught by: test_clip_at_max_distance
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: masks with -inf and a plain softmax: a query row with no allowed key comes out NaN instead of zeros.
 Caught by: test_fully_masked_row
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: a query row with no allowed key is not zeroed after the softmax, so it averages all values uniformly instead of giving zeros.
 Caught by: test_fully_masked_row
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

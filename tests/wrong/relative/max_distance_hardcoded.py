@@ -4,7 +4,7 @@ Caught by: test_embedding_forward
 A real wrong implementation for posgrade's own tests: the reference with this one mistake,
 written the way it was seen in published code (issue 14).
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

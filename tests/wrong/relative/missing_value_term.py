@@ -1,7 +1,7 @@
 """Mistake: the value-side term sum_j w_ij aV_ij is left out: rel_v is accepted but never used.
 Caught by: test_value_term
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: the logits are not divided by sqrt(d) at all (T5 style); Shaw et al. scale q.k + q.aK by 1/sqrt(d).
 Caught by: test_logits_scaled_by_sqrt_d
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: the table is initialised N(0, 1), nn.Embedding's default, instead of xavier-uniform.
 Caught by: test_init_xavier_uniform
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: when len_q < len_k the queries are placed at the first positions 0..Lq-1 instead of the last ones (a KV cache puts new queries at the end).
 Caught by: test_queries_are_last_positions
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: the distance is query minus key (i - j) instead of key minus query (j - i), so every query reads the table mirrored.
 Caught by: test_distance_sign
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

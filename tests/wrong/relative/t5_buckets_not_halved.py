@@ -1,7 +1,7 @@
 """Mistake: T5 bidirectional buckets: num_buckets is not halved, so keys after the query get buckets num_buckets and up (out of range).
 Caught by: test_t5_buckets_in_range
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

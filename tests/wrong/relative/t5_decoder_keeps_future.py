@@ -1,7 +1,7 @@
 """Mistake: T5 buckets with bidirectional=False use |n|, so keys after the query get buckets like keys before it instead of bucket 0.
 Caught by: test_t5_decoder_future_is_zero
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

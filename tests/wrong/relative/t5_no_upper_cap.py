@@ -1,7 +1,7 @@
 """Mistake: T5 buckets: the log buckets are not capped at num_buckets - 1, so far distances spill into the other half or past the last bucket.
 Caught by: test_t5_buckets_in_range
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

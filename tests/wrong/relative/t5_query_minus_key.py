@@ -1,7 +1,7 @@
 """Mistake: T5 buckets are taken of query minus key: keys after the query land in the lower half and keys before it in the upper half.
 Caught by: test_t5_key_minus_query
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

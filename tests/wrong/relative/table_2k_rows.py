@@ -1,7 +1,7 @@
 """Mistake: the table has 2K rows instead of 2K + 1 (indices shifted by K - 1), so distance -K has no row and distance 0 is not at row K.
 Caught by: test_table_has_2k_plus_1_rows
 
-Exercise 3 — relative: attention that sees how far apart two tokens are, not where they are.
+relative — attention that sees how far apart two tokens are, not where they are.
 
 Shaw, Uszkoreit & Vaswani (2018) give every clipped distance j - i (key minus query) two
 learned vectors, aK for the keys and aV for the values, shared by all heads:

@@ -1,7 +1,7 @@
 """Mistake: interleaved=False is ignored: pairs (2i, 2i+1) are rotated even when the half-split layout (i, i + d/2) of HF rotate_half is asked for.
 Caught by: test_pair_layout
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: the angles, cos and sin are built in the input's dtype: for bfloat16 the positions and angles lose all precision beyond a few hundred.
 Caught by: test_half_precision_angles
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -3,7 +3,7 @@ Caught by: test_base
 
 A real wrong implementation for posgrade's own tests: the reference with this one mistake.
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: interleaved=True builds cos/sin with HF's cat(freqs, freqs) and GPT-J's rotate_every_two: the two coordinates of a pair get different angles (cat goes with rotate_half, repeat_interleave with rotate_every_two).
 Caught by: test_relative_scores
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: view_as_complex on x itself (no .float()), which raises for bfloat16; the result is cast back
 Caught by: test_keeps_dtype
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: cos and sin are swapped: every pair turns by 90 degrees minus the angle, so position 0 is not the identity.
 Caught by: test_position_zero_identity
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: the frequencies use base^(-i/d) instead of base^(-2i/d): the exponent counts pairs, not dimensions, so the slowest pair turns far too fast.
 Caught by: test_frequency_exponent
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: theta_i = base^(+2i/d) instead of 1 / base^(2i/d): the frequencies grow with i instead of shrinking.
 Caught by: test_frequency_exponent
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: the given positions are ignored and arange(L) is used, so with a KV cache the new tokens are rotated as if they sat at position 0.
 Caught by: test_positions_offset
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -5,7 +5,7 @@ Mistake: view_as_complex without .float(), result not cast back
 Names: complex_view_in_bfloat16, returns_float32_for_half
 Caught by: test_keeps_dtype
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

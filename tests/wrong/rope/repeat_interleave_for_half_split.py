@@ -1,7 +1,7 @@
 """Mistake: interleaved=False builds cos/sin with repeat_interleave(freqs, 2) and HF's rotate_half: coordinates i and i + d/2 get different angles (repeat_interleave goes with rotate_every_two, cat(freqs, freqs) with rotate_half).
 Caught by: test_layouts_related_by_permutation
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: the result is not cast back: a bfloat16/float16 input comes out as float32.
 Caught by: test_keeps_dtype
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

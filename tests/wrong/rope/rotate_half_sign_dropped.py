@@ -1,7 +1,7 @@
 """Mistake: rotate_half without its minus sign: (a cos + b sin, b cos + a sin) is no rotation, so vector lengths change and scores are no longer relative.
 Caught by: test_keeps_norm
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -1,7 +1,7 @@
 """Mistake: the rotation runs backwards (angle -m*theta): the sin term has the wrong sign on both components.
 Caught by: test_rotation_direction
 
-Exercise 4 — rope: rotary position embedding (Su et al. 2021, RoFormer).
+rope — rotary position embedding (Su et al. 2021, RoFormer).
 
 RoPE encodes position m by rotating q and k (never v) after the head split. The head
 width d (even) is cut into d/2 two-dimensional pairs; pair i turns by the angle m * theta_i:

@@ -4,7 +4,7 @@ Caught by: test_base
 A real wrong implementation for posgrade's own tests: the reference with this one mistake,
 written the way it was seen in published code (issue 14).
 
-Exercise 1 — sinusoidal: the absolute position encoding of "Attention Is All You Need".
+sinusoidal — the absolute position encoding of "Attention Is All You Need".
 
 Each position gets a fixed vector of sines and cosines at geometrically spaced
 frequencies; the model adds it to the token embeddings. Column j uses frequency index

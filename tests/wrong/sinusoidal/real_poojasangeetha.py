@@ -6,7 +6,7 @@ Mistake: base ignored, odd d_model crashes, offset ignored, float32 result for h
 Names: base_ignored, odd_d_model_crash, ignores_offset, upcast_dtype
 Caught by: test_base
 
-Exercise 1 — sinusoidal: the absolute position encoding of "Attention Is All You Need".
+sinusoidal — the absolute position encoding of "Attention Is All You Need".
 
 Each position gets a fixed vector of sines and cosines at geometrically spaced
 frequencies; the model adds it to the token embeddings. Column j uses frequency index

@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 6, alibi (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the alibi exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 The bias cases compare attention probabilities, but the calls replayed here are the learner's
 own alibi_bias and alibi_slopes calls, so a mutant must reproduce the bias itself (a ramp that

@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 5, attention (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the attention exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 Most are edits of the reference: the failed case's calls (functions and module probes) are
 replayed on the edited module. MultiHeadAttention's mutants compose the other reference

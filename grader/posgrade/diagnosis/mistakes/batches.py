@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 0, batches (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the batches exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 get_batch is random and graded by properties of its draws, so its mistakes are predicates on
 the failed case's calls, never replays of the reference's own random numbers. The hidden

@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 2, learned (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the learned exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 Value mistakes (position_ids, forward, gradients) are edits of the reference, replayed on the
 failed case's calls. The module's structure and its random initialisation are seen in what the

@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 3, relative (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the relative exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 Most are edits of the reference: the failed case's calls (relative_position_index, the module
 probe, relative_attention, t5_relative_position_bucket) are replayed on the edited module. The

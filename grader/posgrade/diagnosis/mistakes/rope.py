@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 4, rope (see posgrade.diagnosis.mistakes for how each is detected).
+"""Known mistakes of the rope exercise (see posgrade.diagnosis.mistakes for how each is detected).
 
 Mistakes of the angles themselves (cos/sin swapped, direction, frequencies, base) are edits of
 rope_angles, so that they are named whether the learner made them there or only in apply_rope

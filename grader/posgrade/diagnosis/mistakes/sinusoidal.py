@@ -1,4 +1,4 @@
-"""Known mistakes of exercise 1, sinusoidal (see posgrade.diagnosis.mistakes for how each is detected)."""
+"""Known mistakes of the sinusoidal exercise (see posgrade.diagnosis.mistakes for how each is detected)."""
 
 from posgrade.diagnosis.mistakes import Mistake
 

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 6, alibi.
+"""Hidden cases for the alibi exercise.
 
 The slopes are graded value by value against the reference, for every n_heads from 1 to 64.
 The bias is graded on what it does: the attention probabilities it gives, softmax over the

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 5, attention.
+"""Hidden cases for the attention exercise.
 
 scaled_dot_product_attention and causal_mask are graded on random inputs against the
 reference, and by properties (rows of weights sum to 1 over the keys, a KV-cache chunk gives
@@ -6,9 +6,9 @@ the last rows of the full causal attention). MultiHeadAttention is graded with r
 weights under the reference's state_dict keys (fixed by the contract) loaded into both
 modules, for every position scheme; it composes the learner's own exercises 1-4 and 6.
 
-Exercise 6 (alibi) comes after this one, so attention must reach full marks without it: while
+The alibi exercise comes after this one, so attention must reach full marks without it: while
 the learner's alibi_bias still raises NotImplementedError, every case of position="alibi" and
-every case that needs alibi_bias is skipped with the reason "needs exercise 6 (alibi)" (not
+every case that needs alibi_bias is skipped with the reason "needs exercise N (alibi)", N its number in `posgrade list` (not
 graded, so not counted against attention), and the cases that use "alibi" only as one position
 among others leave it out. Once alibi is done, the next check of attention grades them all.
 
@@ -47,7 +47,7 @@ _ALIBI_DONE = weakref.WeakKeyDictionary()  # worker -> whether the learner's ali
 
 
 def alibi_done(learner):
-    """The learner's alibi_bias (exercise 6) no longer raises NotImplementedError. Any other
+    """The learner's alibi_bias (the alibi exercise) no longer raises NotImplementedError. Any other
     outcome counts as done: the cases then show what it does."""
     worker = learner._worker
     if worker not in _ALIBI_DONE:

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 0, batches.
+"""Hidden cases for the batches exercise.
 
 get_batch is random, so it is graded by properties of its draws, never by matching the
 reference's own random numbers. The token stream is a permutation (every token distinct),

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 2, learned.
+"""Hidden cases for the learned exercise.
 
 The module's random initialisation is graded by its statistics; everything else is graded
 with the reference's weights loaded into the learner's module (load_state_dict), so both

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 3, relative.
+"""Hidden cases for the relative exercise.
 
 Indices and buckets are integers and must match the reference exactly. The module's random
 initialisation is graded by its statistics; its forward and gradient with the reference's

@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 4, rope.
+"""Hidden cases for the rope exercise.
 
 Value cases compare with the reference on the same random inputs; property cases
 (lengths kept, scores that depend only on m - n, the permutation between the two layouts,

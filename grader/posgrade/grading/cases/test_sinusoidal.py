@@ -1,4 +1,4 @@
-"""Hidden cases for exercise 1, sinusoidal.
+"""Hidden cases for the sinusoidal exercise.
 
 Tolerance: an angle pos * w computed in float32 is off by about pos * 2^-24, so a correct
 float32 table and a float64 one differ by up to ~1e-7 * max_len; value cases widen atol by
