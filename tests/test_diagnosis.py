@@ -206,3 +206,11 @@ def test_real_code_names_each_of_its_mistakes():
         assert named == want, f"{path.name}: named {sorted(named)}, expected {sorted(want)}"
         checked += 1
     assert checked >= 3
+
+
+def test_a_case_that_fits_two_mistakes_names_the_one_other_cases_showed():
+    """causal ignored and mask ignored fit a causal-only MultiHeadAttention case alike; the sdpa
+    cases that pass for a learner who ignores only causal decide it, on every case."""
+    failures = _failures("attention", "causal_ignored")
+    assert failures and {c.mistake for c in failures} == {"causal_ignored"}
+    assert any("this case fits as well: mask argument ignored" in c.message for c in failures)

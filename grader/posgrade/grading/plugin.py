@@ -71,6 +71,7 @@ class GradingPlugin:
         self.cases = {}  # id -> CaseResult, in run order
         self.collect_errors = []
         self._learners = {}
+        self._ambiguous = {}  # case id -> (mistakes.Diagnosis, message before naming) of cases fitting several
         # an instructor's case files (check --cases): their cases are marked private in the result
         self.private_files = {str(Path(f).resolve()) for f in request.extra_cases}
 
@@ -167,20 +168,43 @@ class GradingPlugin:
             DIAGNOSIS_ERRORS.append(f"{case.id}: {type(err).__name__}: {err}")  # for the project's tests
             return
         found = search.mistake
+        if found is not None and search.also:  # decided once the run is over (resolve_ambiguous)
+            self._ambiguous[case.id] = (search, case.message)
         if found is None:
             if search.exhausted:
                 case.message += (f"\n(no single known mistake explains this; {search.tried} combinations of "
                                  f"them were tried in {search.seconds:.1f} s, the time a case may take)")
             return
-        case.mistake = found.name
-        lines = [ln for ln in case.message.splitlines() if not ln.startswith("looks like:")]
-        named = found.line().splitlines()
-        if search.also:  # evidence first: these calls cannot tell the two apart, so say both
-            named.insert(1, "  (this case fits as well: " + "; ".join(m.title for m in search.also) +
-                         "; other cases tell them apart)")
-        if search.coerced:  # a second finding, behind the dtype or shape one the message leads with
-            named.insert(1, f"  (in the values, once your result is {search.coerced})")
-        case.message = "\n".join(lines[:1] + named + lines[1:])
+        _show(case, case.message, found, search.also, search.coerced)
+
+    def resolve_ambiguous(self):
+        """A case whose calls fit several mistakes equally names the one that other cases of the same
+        exercise showed unambiguously, when exactly one did (a mistake is named alike on every case
+        that shows it); otherwise the catalog's first, with the others told beside it."""
+        sure = {}
+        for case in self.cases.values():
+            if case.mistake and case.id not in self._ambiguous:
+                sure.setdefault(case.exercise, set()).add(case.mistake)
+        for case_id, (search, message) in self._ambiguous.items():
+            case = self.cases[case_id]
+            fits = [search.mistake] + list(search.also)
+            shown = [m for m in fits if m.name in sure.get(case.exercise, ())]
+            if len(shown) == 1 and shown[0] is not search.mistake:
+                _show(case, message, shown[0], [m for m in fits if m is not shown[0]], search.coerced)
+
+
+def _show(case, message, found, also, coerced):
+    """Name `found` on the case: its lines after the message's first, the other fits and the
+    dtype/shape note beside it, and no generic "looks like:" pattern of compare.py."""
+    case.mistake = found.name
+    lines = [ln for ln in message.splitlines() if not ln.startswith("looks like:")]
+    named = found.line().splitlines()
+    if also:  # evidence first: these calls cannot tell them apart, so say each
+        named.insert(1, "  (this case fits as well: " + "; ".join(m.title for m in also) +
+                     "; other cases tell them apart)")
+    if coerced:  # a second finding, behind the dtype or shape one the message leads with
+        named.insert(1, f"  (in the values, once your result is {coerced})")
+    case.message = "\n".join(lines[:1] + named + lines[1:])
 
 
 def _skip_reason(report):
@@ -258,6 +282,7 @@ def run_cases(request, worker):
             code = pytest.main(args, plugins=[plugin])
     finally:
         torch.set_num_threads(threads)
+    plugin.resolve_ambiguous()
     if plugin.collect_errors or code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         raise RuntimeError("the grader's cases could not run:\n" + "\n".join(plugin.collect_errors or [str(code)]))
     result = RunResult(
