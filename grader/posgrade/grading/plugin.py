@@ -162,6 +162,8 @@ class GradingPlugin:
         one does (posgrade.diagnosis.mistakes)."""
         from posgrade.diagnosis import mistakes
 
+        if case.kind == "exception" and calls and calls[-1].error:  # the call that raised: what the learner saw
+            calls[-1].message = case.message
         try:
             search = mistakes.search(case.exercise, calls, learner.Reference(case.exercise)._module)
         except Exception as err:  # a diagnosis must never cost the learner a verdict, nor show the grader's insides

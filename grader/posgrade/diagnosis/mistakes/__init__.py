@@ -56,6 +56,7 @@ class Call:
     kwargs: dict
     value: object = None
     error: str = ""  # the learner's exception class name when the call raised
+    message: str = ""  # what the learner was told about that exception, where the grader knows it
 
 
 def of(exercise):
@@ -108,8 +109,15 @@ def mutant(exercise, mistake):
     return _MUTANTS[key]
 
 
+class Raised(str):
+    """An exception class name that also carries the exception's message (.text)."""
+
+    text = ""
+
+
 def replay(module, call):
-    """Run `call` on module (a mutant) in this process: (value, error class name or "")."""
+    """Run `call` on module (a mutant) in this process: (value, error class name or ""); the name
+    is a Raised whose .text is the exception's message."""
     from posgrade.kit import probes
 
     args, kwargs = _live(call.args), _live(call.kwargs)
@@ -119,7 +127,9 @@ def replay(module, call):
                 return probes.run(call.name, module, *args, **kwargs), ""
             return getattr(module, call.name)(*args, **kwargs), ""
     except Exception as err:  # a mistake may well make the reference raise
-        return None, type(err).__name__
+        raised = Raised(type(err).__name__)
+        raised.text = str(err)
+        return None, raised
 
 
 def _live(obj):
@@ -171,7 +181,12 @@ def agree(a, b):
 
 def _outcome_agrees(value, error, call):
     if call.error or error:
-        return call.error == error
+        if call.error != error:
+            return False
+        # the same exception class is weak evidence (a RuntimeError of shapes is common to many
+        # mistakes): where the learner's message is known, the mistake's must read the same
+        text = getattr(error, "text", "").strip().splitlines()
+        return not (call.message and text and text[0][:60] not in call.message)
     return agree(call.value, value)
 
 
