@@ -87,7 +87,8 @@ def assert_close(got, want, what="the result", rtol=None, atol=None, atol_extra=
              _beyond(got, want, what, "cast to", rtol, atol, atol_extra, check_dtype))
     if got.device.type != want.device.type:
         fail(f"{what} is on {got.device}, expected it on {want.device}: create tensors on the "
-             f"input's device (x.device), not a fixed one")
+             f"input's device (x.device), not a fixed one" +
+             _beyond(got, want, what, "moved to", rtol, atol, atol_extra, check_dtype))
     if got.numel() == 0:
         return
     if got.dtype == torch.bool or not (got.is_floating_point() or got.is_complex()):
@@ -144,13 +145,14 @@ def _beyond(got, want, what, how, rtol, atol, atol_extra, check_dtype):
     fixed = coerce(got, want)
     if fixed is None or fixed.numel() == 0:
         return ""
-    target = str(want.dtype) if how == "cast to" else f"shape {list(want.shape)}"
+    target = {"cast to": str(want.dtype), "moved to": str(want.device)}.get(how, f"shape {list(want.shape)}")
     try:
         assert_close(fixed, want, what, rtol=rtol, atol=atol, atol_extra=atol_extra, check_dtype=check_dtype)
     except CaseFailure as err:
         body = str(err).split(": ", 1)[-1] if str(err).startswith(what) else str(err)
         return f"\nand once {how} {target}, its values are wrong too: {body}"
-    return f"\n(once {how} {target}, its values are right: only the {'dtype' if how == 'cast to' else 'shape'} is wrong)"
+    wrong = {"cast to": "dtype", "moved to": "device"}.get(how, "shape")
+    return f"\n(once {how} {target}, its values are right: only the {wrong} is wrong)"
 
 
 def describe_index(got, want):
