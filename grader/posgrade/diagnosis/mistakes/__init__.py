@@ -59,6 +59,18 @@ class Call:
     message: str = ""  # what the learner was told about that exception, where the grader knows it
 
 
+def torch_attention_found(calls):
+    """The torch_ops probe reports torch's own attention (F.scaled_dot_product_attention,
+    nn.MultiheadAttention, ...) reached from the learner's code: names, not values, so no random
+    output can show them. The `matches` of every exercise whose spec forbids torch's attention."""
+    for call in calls:
+        if call.op == "probe" and call.name == "torch_ops" and not call.error:
+            found = call.value.get("found") if isinstance(call.value, dict) else None
+            if isinstance(found, dict) and found and all(isinstance(n, str) for n in found):
+                return True
+    return False
+
+
 def of(exercise):
     """The MISTAKES of an exercise ([] when it has none)."""
     try:

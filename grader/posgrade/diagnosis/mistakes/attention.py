@@ -6,19 +6,7 @@ solutions, so they name a mistake in attention.py, never one in the files it imp
 Using torch's own attention is seen in the torch_ops probe's report, whatever the call.
 """
 
-from posgrade.diagnosis.mistakes import Mistake
-
-
-def _torch_attention_found(calls):
-    """The torch_ops probe reports torch's own attention (F.scaled_dot_product_attention,
-    nn.MultiheadAttention, ...) reached from the learner's code: names, not values, so no
-    random output can show them."""
-    for call in calls:
-        if call.op == "probe" and call.name == "torch_ops" and not call.error:
-            found = call.value.get("found") if isinstance(call.value, dict) else None
-            if isinstance(found, dict) and found and all(isinstance(n, str) for n in found):
-                return True
-    return False
+from posgrade.diagnosis.mistakes import Mistake, torch_attention_found
 
 
 MISTAKES = [
@@ -28,7 +16,7 @@ MISTAKES = [
         "reach torch's own (F.scaled_dot_product_attention or nn.MultiheadAttention)",
         "Write it out: logits = q @ k.transpose(-2, -1) / sqrt(d), add the bias, fill masked logits with "
         "-inf, softmax over the keys (dim=-1), zero the rows with no key, then weights @ v.",
-        matches=_torch_attention_found,
+        matches=torch_attention_found,
     ),
     Mistake(
         "no_scale", "logits not scaled",

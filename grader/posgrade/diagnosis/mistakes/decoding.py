@@ -5,18 +5,7 @@ probes, which drive the mutant's own KVCache and DecoderSelfAttention) are repla
 module. Using torch's own attention is seen in the torch_ops probe's report, whatever the call.
 """
 
-from posgrade.diagnosis.mistakes import Mistake
-
-
-def _torch_attention_found(calls):
-    """The torch_ops probe reports torch's own attention reached from the learner's code: names,
-    not values, so no random output can show them."""
-    for call in calls:
-        if call.op == "probe" and call.name == "torch_ops" and not call.error:
-            found = call.value.get("found") if isinstance(call.value, dict) else None
-            if isinstance(found, dict) and found and all(isinstance(n, str) for n in found):
-                return True
-    return False
+from posgrade.diagnosis.mistakes import Mistake, torch_attention_found
 
 
 _ROTATE_Q = "q = q * cos + torch.cat([-q[..., d // 2:], q[..., : d // 2]], dim=-1) * sin  # rotate_half"
@@ -31,7 +20,7 @@ MISTAKES = [
         "torch's own (F.scaled_dot_product_attention or nn.MultiheadAttention)",
         "Write it out: repeat_kv on k and v, logits = q @ k.transpose(-2, -1) / sqrt(d), a bottom-right causal "
         "mask with -inf, softmax over the keys, zero the rows with no key, then weights @ v.",
-        matches=_torch_attention_found,
+        matches=torch_attention_found,
     ),
     Mistake(
         "repeat_tiled", "kv heads tiled (repeat) instead of repeated in place (repeat_interleave)",

@@ -8,7 +8,7 @@ logits gives right values, and only its memory shows it), and torch's own attent
 without replaying a 4096-token call on every mutant.
 """
 
-from posgrade.diagnosis.mistakes import Mistake
+from posgrade.diagnosis.mistakes import Mistake, torch_attention_found
 
 
 def _full_logits_built(calls):
@@ -23,16 +23,6 @@ def _full_logits_built(calls):
         peak = call.value.get("peak_bytes")
         if isinstance(peak, int) and peak >= full:
             return True
-    return False
-
-
-def _torch_attention_found(calls):
-    """The torch_ops probe reports torch's own attention reached from the learner's code."""
-    for call in calls:
-        if call.op == "probe" and call.name == "torch_ops" and not call.error:
-            found = call.value.get("found") if isinstance(call.value, dict) else None
-            if isinstance(found, dict) and found and all(isinstance(n, str) for n in found):
-                return True
     return False
 
 
@@ -51,7 +41,7 @@ MISTAKES = [
         "(or its flash kernel)",
         "Per tile: scores = q_blk @ k_blk.transpose(-2, -1) / sqrt(d), then online_softmax_update; no torch "
         "attention call anywhere.",
-        matches=_torch_attention_found,
+        matches=torch_attention_found,
     ),
     Mistake(
         "acc_not_rescaled", "old accumulator not rescaled",
