@@ -16,6 +16,20 @@ from contextlib import ExitStack
 import torch
 
 
+def _built(mod, cls, args, kwargs, init_seed, device, dtype=None, state_dict=None):
+    """(module, its facts): mod.<cls>(*args, **kwargs) built under init_seed, moved to device (and
+    dtype), with state_dict loaded when given (load_weights: a learner-level error if it does not fit)."""
+    torch.manual_seed(init_seed)
+    m = getattr(mod, cls)(*args, **(kwargs or {}))
+    if not isinstance(m, torch.nn.Module):
+        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
+    facts = describe(m)
+    m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
+    if state_dict is not None:
+        load_weights(m, state_dict, device)
+    return m, facts
+
+
 def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_dict=None,
            inputs=(), forward_kwargs=None, grad_output=None, train=False, return_state=False):
     """Build mod.<cls>(*args, **kwargs), optionally load weights, run forward (and backward).
@@ -25,14 +39,7 @@ def module(mod, cls, args=(), kwargs=None, *, device="cpu", init_seed=0, state_d
     facts = {"parameters": {name: {"shape", "dtype", "requires_grad"}},
              "buffers": {name: {"shape", "dtype", "persistent"}}, "state_dict": [keys]}.
     """
-    torch.manual_seed(init_seed)
-    m = getattr(mod, cls)(*args, **(kwargs or {}))
-    if not isinstance(m, torch.nn.Module):
-        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
-    facts = describe(m)
-    m = m.to(device)
-    if state_dict is not None:
-        load_weights(m, state_dict, device)
+    m, facts = _built(mod, cls, args, kwargs, init_seed, device, state_dict=state_dict)
     m.train(train)
     want_grad = grad_output is not None
     xs = [x.detach().clone().to(device).requires_grad_(want_grad and x.is_floating_point())
@@ -106,14 +113,7 @@ def module_calls(mod, cls, args=(), kwargs=None, *, device="cpu", dtype=None, in
     training mode draw fresh dropout. Returns {"facts": ..., "outputs": [one output per
     call]}, computed without autograd.
     """
-    torch.manual_seed(init_seed)
-    m = getattr(mod, cls)(*args, **(kwargs or {}))
-    if not isinstance(m, torch.nn.Module):
-        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
-    facts = describe(m)
-    m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
-    if state_dict is not None:
-        load_weights(m, state_dict, device)
+    m, facts = _built(mod, cls, args, kwargs, init_seed, device, dtype, state_dict)
 
     def move(v):  # a copy of its own: the calls' inputs may be views of one tensor
         if not isinstance(v, torch.Tensor):
@@ -314,14 +314,7 @@ def decode(mod, cls="DecoderSelfAttention", args=(), kwargs=None, *, device="cpu
     length before the first call, then after each]} ([] without a cache), computed without
     autograd. forward must not modify its input in place.
     """
-    torch.manual_seed(init_seed)
-    m = getattr(mod, cls)(*args, **(kwargs or {}))
-    if not isinstance(m, torch.nn.Module):
-        raise TypeError(f"{cls}(...) built a {type(m).__name__}, not an nn.Module")
-    facts = describe(m)
-    m = m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
-    if state_dict is not None:
-        m.load_state_dict({k: v.to(device) for k, v in state_dict.items()}, strict=True)
+    m, facts = _built(mod, cls, args, kwargs, init_seed, device, dtype, state_dict)
     m.eval()
     kv = getattr(mod, cache_cls)() if cache else None
     outputs, lengths = [], [kv.length] if cache else []
