@@ -172,6 +172,8 @@ class GradingPlugin:
         found = search.mistake
         if found is not None and search.also:  # decided once the run is over (resolve_ambiguous)
             self._ambiguous[case.id] = (search, case.message)
+        if found is None and search.weak:  # too little evidence alone: named if other cases show it (resolve_ambiguous)
+            self._ambiguous[case.id] = (search, case.message)
         if found is None:
             if search.exhausted:
                 case.message += (f"\n(no single known mistake explains this; {search.tried} combinations of "
@@ -182,17 +184,20 @@ class GradingPlugin:
     def resolve_ambiguous(self):
         """A case whose calls fit several mistakes equally names the one that other cases of the same
         exercise showed unambiguously, when exactly one did (a mistake is named alike on every case
-        that shows it); otherwise the catalog's first, with the others told beside it."""
+        that shows it); otherwise the catalog's first, with the others told beside it. A case whose
+        calls fit a mistake on too few bools or ints to name it alone (a 1x1 mask) is named the same
+        way, and only so: a random answer matches such a case by chance, never the other cases."""
         sure = {}
         for case in self.cases.values():
             if case.mistake and case.id not in self._ambiguous:
                 sure.setdefault(case.exercise, set()).add(case.mistake)
         for case_id, (search, message) in self._ambiguous.items():
             case = self.cases[case_id]
-            fits = [search.mistake] + list(search.also)
+            fits = ([search.mistake] if search.mistake else []) + list(search.also) + list(search.weak)
             shown = [m for m in fits if m.name in sure.get(case.exercise, ())]
             if len(shown) == 1 and shown[0] is not search.mistake:
-                _show(case, message, shown[0], [m for m in fits if m is not shown[0]], search.coerced)
+                _show(case, message, shown[0], [m for m in fits if m is not shown[0] and m not in search.weak],
+                      search.coerced)
 
 
 def _show(case, message, found, also, coerced):
