@@ -196,6 +196,9 @@ class GradingPlugin:
             fits = ([search.mistake] if search.mistake else []) + list(search.also) + list(search.weak)
             shown = [m for m in fits if m.name in sure.get(case.exercise, ())]
             if len(shown) == 1 and shown[0] is not search.mistake:
+                _, sep, printed = case.message.partition("\nyour code printed:\n")  # added at teardown: kept
+                if sep and sep not in message:
+                    message += sep + printed
                 _show(case, message, shown[0], [m for m in fits if m is not shown[0] and m not in search.weak],
                       search.coerced)
 
