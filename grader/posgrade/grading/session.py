@@ -141,15 +141,3 @@ def new_zygote():
     from posgrade.grading.zygote import Zygote
 
     return Zygote(env=sandbox.environment(tempfile.gettempdir(), cuda=False))
-
-
-def grade(request, worker=None):
-    """Grade request in one go (on `worker` when given, which is then closed); a RunResult."""
-    from posgrade.grading import plugin
-
-    if worker is None:
-        worker = start_worker(request.workspace, device=request.device)
-    try:
-        return plugin.run_cases(request, worker)
-    finally:
-        worker.close()
