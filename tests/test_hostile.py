@@ -21,6 +21,7 @@ HOSTILE_FILES = [
     ("floods_output", "exception", "more characters not shown"),
     ("imports_solution", "import", "learner code may not import posgrade"),
     ("writes_workspace", "exception", "vandalised"),
+    ("garbles_channel", "crash", "something that is not a reply"),
 ]
 
 

@@ -55,3 +55,72 @@ def test_crafted_pickle_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         wire.loads(buf.getvalue())
     assert not os.path.exists("/tmp/posgrade-pwned")
+
+
+def test_values_keep_their_type_and_bits():
+    nan_bits = torch.tensor([float("nan"), -0.0, float("inf")])
+    obj = {
+        "floats": [float("nan"), float("-inf"), -0.0, 1e-310, 0.1],
+        "ints": (0, -1, 2**70),  # 2**70 does not fit an int64: still an int
+        "kinds": [(), [], {}, [()], ""],
+        "text": "naïve \ud800 \x00",  # a lone surrogate and a NUL as learner code may print them
+        "tag_like": {"l": ["T", 0], "__posgrade__x": ["d"]},  # a learner's dict that looks like the format
+        "tensors": [nan_bits, torch.tensor(3), torch.zeros(0, 4), torch.zeros(2, 0, dtype=torch.int64),
+                    torch.arange(12).view(3, 4).t(),  # not contiguous
+                    torch.tensor([1 + 2j]).conj(),  # a lazy conjugate
+                    torch.randn(2, 3, dtype=torch.bfloat16), torch.tensor([True, False])],
+        "dtypes": [torch.bfloat16, torch.uint16, torch.float8_e4m3fn], "device": torch.device("cpu"),
+    }
+    assert wire.dumps(obj)[wire.HEADER.size:].startswith(wire.MAGIC)  # the JSON form, not torch.save
+    out = roundtrip(obj)
+    assert out["floats"][0] != out["floats"][0] and out["floats"][1:3] == [float("-inf"), -0.0]
+    assert str(out["floats"][2]) == "-0.0" and out["floats"][3:] == [1e-310, 0.1]
+    assert out["ints"] == (0, -1, 2**70) and type(out["ints"]) is tuple
+    assert out["kinds"] == [(), [], {}, [()], ""] and type(out["kinds"][0]) is tuple
+    assert out["text"] == obj["text"] and out["tag_like"] == obj["tag_like"]
+    for got, sent in zip(out["tensors"], obj["tensors"]):
+        assert got.dtype == sent.dtype and got.shape == sent.shape
+        assert torch.equal(_bits(got), _bits(sent))
+    assert out["dtypes"] == obj["dtypes"] and out["device"] == torch.device("cpu")
+
+
+def _bits(t):
+    return t if t.dtype == torch.bool else t.resolve_conj().contiguous().reshape(-1).view(torch.uint8)
+
+
+def test_tensors_the_json_form_cannot_hold_still_cross():
+    sparse = torch.eye(3).to_sparse()
+    out = roundtrip({"s": sparse, "u": torch.tensor([1, 2], dtype=torch.uint16)})
+    assert out["s"].layout == torch.sparse_coo and torch.equal(out["s"].to_dense(), torch.eye(3))
+    assert out["u"].dtype == torch.uint16 and out["u"].tolist() == [1, 2]
+
+
+def _fast(metas, tree, data=b""):
+    import json
+    skeleton = json.dumps([metas, tree]).encode()
+    return wire.MAGIC + struct.pack(">I", len(skeleton)) + skeleton + data
+
+
+@pytest.mark.parametrize("payload", [
+    _fast([["float32", [2, 2], "cpu", 16]], ["T", 0], bytes(8)),  # bytes missing
+    _fast([["float32", [2, 2], "cpu", 8]], ["T", 0], bytes(16)),  # count disagrees with the shape
+    _fast([["float32", [-1], "cpu", 4]], ["T", 0], bytes(4)),  # negative size
+    _fast([["qint8", [1], "cpu", 1]], ["T", 0], bytes(1)),  # a dtype the form does not hold
+    _fast([], ["T", 0]), _fast([], ["T", -1]),  # no such tensor
+    _fast([], ["x", 1]), _fast([], ["y", "__class__"]), _fast([], ["d", 1, 2]), _fast([], ["f", "1e400"]),
+    _fast([["float32", [1], "tpu", 4]], ["T", 0], bytes(4)),
+    wire.MAGIC + struct.pack(">I", 10**6) + b"[]",  # the JSON's length runs past the end
+    wire.MAGIC + b"\x00\x00",
+    _fast([], ["l"] * 1) + b"",
+], ids=lambda p: None)
+def test_crafted_messages_raise_one_error(payload):
+    if payload.endswith(b'["l"]]'):  # the one well-formed message above: an empty list
+        assert wire.loads(payload) == []
+        return
+    with pytest.raises(ValueError, match="not a well-formed message"):
+        wire.loads(payload)
+
+
+def test_crafted_bool_bytes_read_as_true():
+    out = wire.loads(_fast([["bool", [3], "cpu", 3]], ["T", 0], bytes([0, 1, 2])))
+    assert out.tolist() == [False, True, True] and (out == True).tolist() == [False, True, True]  # noqa: E712

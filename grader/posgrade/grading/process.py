@@ -242,7 +242,13 @@ class Worker:
                     raise self._died(what)
                 buf += chunk
             if header_done:
-                return wire.loads(bytes(buf[wire.HEADER.size :]))
+                try:
+                    return wire.loads(memoryview(buf)[wire.HEADER.size :])
+                except Exception:  # ValueError, or UnpicklingError for a crafted pickle
+                    self.stop()
+                    raise LearnerError(
+                        "crash", f"your code wrote to the grader's channel something that is not a reply {what}"
+                    ) from None
             (size,) = wire.HEADER.unpack(bytes(buf[: wire.HEADER.size]))
             if size > REPLY_CAP_BYTES:
                 self.stop()
