@@ -1,5 +1,6 @@
 """Shared helpers for posgrade's own tests: build workspaces from real files and grade them."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from posgrade.grading import session as runner
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = ROOT / "tests" / "wrong"
 HOSTILE = ROOT / "tests" / "hostile"
+
+# words of the grader's own making that no learner message may show (tests/test_diagnosis.py, test_hostile.py)
+INTERNALS = re.compile(r"grader error|KeyError|Opaque|posgrade\.|probes\.|"
+                       r"state_dict\(\)\[|returned dict|\(no diagnosis|Unexpected key\(s\)|Missing key\(s\)")
 
 
 def make_workspace(path, files=None, base="solutions"):

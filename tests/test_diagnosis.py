@@ -7,7 +7,7 @@ tests/wrong, 11 for tests/unrelated), so no file is graded twice in a run."""
 import re
 
 import torch
-from conftest import ROOT, WRONG, grade, grade_file, make_workspace
+from conftest import INTERNALS, ROOT, WRONG, grade, grade_file, make_workspace
 
 from posgrade.diagnosis import mistakes
 from posgrade.diagnosis.compare import CaseFailure, assert_close
@@ -158,10 +158,6 @@ def test_weights_that_do_not_fit_are_explained_in_the_spec_s_terms():
     assert "no parameter or persistent buffer `weight`" in text and "Unexpected key" not in text
 
 
-INTERNALS = re.compile(r"grader error|KeyError|Opaque|posgrade\.|probes\.|"
-                       r"state_dict\(\)\[|returned dict|\(no diagnosis|Unexpected key\(s\)|Missing key\(s\)")
-
-
 def _all_gradings():
     for name in catalog.names():
         for path in sorted((WRONG / name).glob("*.py")):
@@ -173,7 +169,8 @@ def _all_gradings():
 
 def test_no_message_names_grader_internals():
     """Every message over tests/wrong and tests/unrelated (graded once, shared with test_mistakes.py)
-    speaks to the learner only. (tests/hostile's files are graded under test_hostile.py's own limits.)"""
+    speaks to the learner only. (tests/hostile's files are checked the same way in test_hostile.py,
+    graded under its own limits.)"""
     from posgrade.grading import plugin
 
     leaks = []

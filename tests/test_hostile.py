@@ -4,7 +4,7 @@ cases, within the time limits, with the grader finishing and no workspace file c
 import time
 
 import pytest
-from conftest import HOSTILE, grade, make_workspace, snapshot
+from conftest import HOSTILE, INTERNALS, grade, make_workspace, snapshot
 
 # (file, the failure kind every graded case must show, words the explanation must contain)
 HOSTILE_FILES = [
@@ -37,6 +37,10 @@ def test_hostile_learner_code_fails_cleanly(tmp_path, stem, kind, words):
     assert graded and all(c.status == "failed" for c in graded), stem
     assert ex.score == 0
     assert all(c.kind != "internal" for c in graded), {c.id: c.message for c in graded if c.kind == "internal"}
+    source = {line.strip() for line in (HOSTILE / f"{stem}.py").read_text().splitlines() if line.strip()}
+    said = {c.id: "\n".join(line for line in c.message.splitlines() if line.strip() not in source) for c in graded}
+    leaks = {i: INTERNALS.search(m).group(0) for i, m in said.items() if INTERNALS.search(m)}  # quotes of the file aside
+    assert not leaks, leaks  # what learners see names their code, never the grader's own parts
     if kind:
         first = graded[0]
         assert first.kind == kind and words in first.message, (first.kind, first.message)
