@@ -502,7 +502,10 @@ def test_a_grader_that_cannot_run_its_cases_writes_status_error(tmp_path):
     assert JUnitXml.fromfile(str(outs["junit"])).errors == 1
 
 
-def test_a_run_stopped_from_outside_leaves_an_error_result(tmp_path):
+@pytest.mark.parametrize("after", [0.0, 2.0], ids=["while-importing", "inside-the-call"])
+def test_a_run_stopped_from_outside_leaves_an_error_result(tmp_path, after):
+    """SIGTERM right after the placeholder (torch and pytest still importing: a KeyboardInterrupt
+    raised there used to make CPython exit by SIGINT) or inside a hanging call: exit 1, error results."""
     ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "loop_in_call.py"})
     gs_path, json_path = tmp_path / "gs.json", tmp_path / "r.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSGRADE_")}
@@ -514,7 +517,7 @@ def test_a_run_stopped_from_outside_leaves_an_error_result(tmp_path):
         time.sleep(0.1)
     placeholder = json.loads(gs_path.read_text())
     assert placeholder["score"] == 0 and "did not finish" in placeholder["tests"][0]["output"]
-    time.sleep(2)  # inside the hanging call now
+    time.sleep(after)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 1

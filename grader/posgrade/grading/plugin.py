@@ -25,7 +25,7 @@ import torch
 
 import posgrade
 from posgrade.kit import catalog, manifest
-from posgrade.grading import learner, sandbox
+from posgrade.grading import learner, process, sandbox
 from posgrade.diagnosis import mistakes
 from posgrade.diagnosis.compare import CaseFailure, figure_slices
 from posgrade.results import CaseResult, ExerciseResult, RunResult
@@ -109,6 +109,7 @@ class GradingPlugin:
 
     # -- outcomes ---------------------------------------------------------------------------
     def pytest_runtest_setup(self, item):
+        process.raise_if_stopped()  # a SIGTERM asked for while the last case ran (session.StopSignals)
         for learner in self._learners.values():
             learner._log.clear()
             learner._printed.clear()

@@ -17,7 +17,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from posgrade.grading.process import LearnerError, Limits, start_worker  # noqa: F401  (the session's vocabulary)
+from posgrade.grading.process import STOP, LearnerError, Limits, raise_if_stopped, start_worker  # noqa: F401
 
 
 @dataclass
@@ -41,28 +41,43 @@ class Stopped(Exception):
         self.result = result
 
 
-class _StopSignals:
-    """While grading, SIGTERM and SIGINT end the run like Ctrl-C, and the run is then reported as
-    stopped (an error), not as a partial score."""
+class StopSignals:
+    """While grading (`with StopSignals(True):`), SIGTERM and SIGINT end the run, and the run is then
+    reported as stopped (an error), not as a partial score. The handler only records the signal:
+    the grader stops at its next wait on the worker or between cases (process.raise_if_stopped),
+    within 50 ms while a learner's call runs, after the import under way while torch or pytest
+    load. Nested uses share the outer one's handlers (check installs them before it writes its
+    placeholder results; the session's grade() runs inside)."""
 
     def __init__(self, enabled):
         self.enabled = enabled
-        self.signal = None
         self._saved = {}
+        self.name = None  # the signal that stopped the run, once the block is left
+
+    @property
+    def signal(self):
+        return self.name or STOP.signal
 
     def _handle(self, signum, frame):
-        self.signal = signal.Signals(signum).name
-        raise KeyboardInterrupt
+        STOP.signal = signal.Signals(signum).name
 
     def __enter__(self):
-        if self.enabled:
+        STOP.depth += 1
+        if self.enabled and not STOP.handled:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._saved[sig] = signal.signal(sig, self._handle)
+            STOP.handled = True
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
+        if self._saved:
+            STOP.handled = False
+        STOP.depth -= 1
+        self.name = STOP.signal
+        if STOP.depth == 0:
+            STOP.signal = None  # asked for during this run: the next starts afresh
         return False
 
 
@@ -93,12 +108,13 @@ class GradingSession:
             worker.retarget(request.workspace)  # a standby worker serves the next workspace
         elif refresh:
             worker.refresh()
-        stopped = _StopSignals(stop_signals)
+        stopped = StopSignals(stop_signals)
         result = None
         try:
             with stopped:  # the imports too: a CI's SIGTERM during torch's import still ends as an error result
                 from posgrade.grading import plugin  # torch and pytest: imported while the worker starts
 
+                raise_if_stopped()
                 result = plugin.run_cases(request, worker)
         except KeyboardInterrupt:
             if not stopped.signal:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import posgrade
-from posgrade.grading.session import GradeRequest, GradingSession, Limits, Stopped
+from posgrade.grading.session import GradeRequest, GradingSession, Limits, StopSignals, Stopped
 from posgrade.kit import catalog, notebooks, state
 from posgrade.reporting import formats, terminal
 from posgrade.results import ExerciseResult, RunResult
@@ -248,24 +248,25 @@ def grade(opts, plan=None, session=None):
     plan.seed = seed
     revealed = {n: progress.revealed_before_pass(n) for n in names}
     extra = [str(cf.path) for cf in opts.case_files if cf.exercise in names]
-    _write_placeholders(opts, plan)
     stop = bool(opts.targets) if opts.stop_signals is None else opts.stop_signals
     figures = any(fmt == "html" for fmt, _ in opts.targets)
     own = session is None
-    session = session or GradingSession(ws, Limits(seconds=opts.timeout), device=opts.device)
-    try:
-        result = session.grade(GradeRequest(str(ws), names, seed, opts.device, extra_cases=extra,
-                                            figures=figures), stop_signals=stop, standby=not own)
-    except ValueError as err:
-        raise CheckError(str(err)) from None
-    except Stopped as stopped:
-        reason = (f"grading was stopped by {stopped.signal} before every case ran; the cases that ran "
-                  f"are kept in the JSON result, and the run scores 0")
-        result = stopped.result or plan.error(reason)
-        result.error = reason
-    finally:
-        if own:
-            session.close()
+    with StopSignals(stop):  # from the placeholders on: a SIGTERM after them ends in an error result
+        _write_placeholders(opts, plan)
+        session = session or GradingSession(ws, Limits(seconds=opts.timeout), device=opts.device)
+        try:
+            result = session.grade(GradeRequest(str(ws), names, seed, opts.device, extra_cases=extra,
+                                                figures=figures), stop_signals=stop, standby=not own)
+        except ValueError as err:
+            raise CheckError(str(err)) from None
+        except Stopped as stopped:
+            reason = (f"grading was stopped by {stopped.signal} before every case ran; the cases that ran "
+                      f"are kept in the JSON result, and the run scores 0")
+            result = stopped.result or plan.error(reason)
+            result.error = reason
+        finally:
+            if own:
+                session.close()
     for ex in result.exercises:
         ex.revealed_before_pass = revealed.get(ex.name, False)
     result.notes = workspace_notes(ws, names) + list(result.notes)
