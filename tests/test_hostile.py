@@ -196,3 +196,67 @@ def test_cli_exit_code_is_1_for_broken_learner_code(tmp_path, stem):
     assert p.returncode == 1, p.stdout + p.stderr
     assert "0.0 / 10" in p.stdout and "Traceback" not in p.stderr
     assert snapshot(ws / "sinusoidal.py") == before
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
+def test_a_grader_killed_from_outside_leaves_no_worker_running(tmp_path, sandboxed):
+    """kill -9 of `posgrade check` (a CI's hard time-out) while learner code loops: its worker (and,
+    sandboxed, the worker's init and namespace) end too, instead of spinning on a core for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": HOSTILE / "loop_in_call.py"})
+
+    def alive(pid):
+        try:
+            return open(f"/proc/{pid}/status").read().split("State:")[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    def cpu_seconds(pid):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def descendants(root):  # every process below root, by the parent pid each has in /proc
+        parent = {}
+        for d in (d for d in os.listdir("/proc") if d.isdigit()):
+            try:
+                parent[int(d)] = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        found, todo = [], [root]
+        while todo:
+            node = todo.pop()
+            kids = [p for p, pp in parent.items() if pp == node]
+            found += kids
+            todo += kids
+        return [p for p in found if alive(p)]
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSGRADE_")}
+    if not sandboxed:  # no pid namespace: the worker is the grader's own child
+        env["POSGRADE_SANDBOX"] = "off"
+    cli = subprocess.Popen([sys.executable, "-m", "posgrade", "check", "sinusoidal", "-w", str(ws), "--timeout", "60"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not descendants(cli.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while time.monotonic() < deadline and max(map(cpu_seconds, descendants(cli.pid)), default=0) < 4:
+            time.sleep(0.1)  # torch's import takes 1-2 s of CPU: past 4 s, the learner's call is looping
+        workers = descendants(cli.pid)
+        assert workers, "no worker started"
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "a worker outlived the grader that started it"

@@ -207,6 +207,18 @@ def note(status):
 
 
 # -- the worker's side ---------------------------------------------------------------------------
+def die_with_parent():
+    """SIGKILL this process when the process that started it ends: a grader killed from outside
+    (a CI's hard time-out, kill -9) leaves no worker running learner code on, its init and the
+    pid namespace's processes with it (enter_namespaces). Exits at once if that process is gone."""
+    if sys.platform != "linux":
+        return
+    parent = os.getppid()
+    _c().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
+
+
 def enter_namespaces(config, close_fds=()):
     """Make the rest of this process run as pid 2 of a new pid namespace, under a tiny init (pid 1).
 

@@ -250,6 +250,7 @@ def main(argv):
 
     from posgrade.grading import sandbox
 
+    sandbox.die_with_parent()
     limits = json.loads(limits_text)
     config = limits.setdefault("sandbox", {"off": "no sandbox planned"})
     # before torch: a cheap fork; only the worker itself returns, as pid 2 of a new pid namespace
