@@ -1,5 +1,7 @@
 """Shared helpers for posgrade's own tests: build workspaces from real files and grade them."""
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -46,19 +48,91 @@ def grade(workspace, exercises, seed=0, device="auto", **limits):
 
 
 _GRADED = {}  # (exercise, file, seed) -> RunResult: one grading of a learner file serves every test that reads it
+SHARED = "POSGRADE_TEST_SHARED"  # under pytest-xdist: a folder the run's workers share (pytest_configure)
 
 
 def grade_file(name, path, seed=7):
     """The RunResult of a workspace of the reference solutions with `path` as exercise `name`,
-    graded once per test run (tests/test_mistakes.py and the message checks read the same run)."""
+    graded once per test run (tests/test_mistakes.py and the message checks read the same run);
+    under pytest-xdist, once for all the run's workers (the first to need it grades it)."""
     key = (name, str(path), seed)
     if key not in _GRADED:
+        shared = os.environ.get(SHARED)
+        if shared:
+            _GRADED[key] = _graded_once(Path(shared), key, lambda: _grade_file(name, path, seed))
+        else:
+            _GRADED[key] = _grade_file(name, path, seed)[0]
+    return _GRADED[key]
+
+
+def _grade_file(name, path, seed):
+    """(RunResult, the diagnosis errors it raised) for grade_file."""
+    import tempfile
+
+    from posgrade.grading import plugin
+
+    errors = len(plugin.DIAGNOSIS_ERRORS)
+    with tempfile.TemporaryDirectory(prefix="posgrade-test-") as tmp:
+        ws = make_workspace(Path(tmp) / "ws", {name: Path(path)})
+        return grade(ws, [name], seed=seed), plugin.DIAGNOSIS_ERRORS[errors:]
+
+
+def _graded_once(folder, key, grade_it):
+    """The RunResult stored for key in folder, graded (under the key's lock) by whichever worker
+    asks first; the diagnosis errors of that grading are reported in each worker that reads it."""
+    import fcntl
+    import hashlib
+
+    from posgrade.grading import plugin
+    from posgrade.results import RunResult
+
+    stem = folder / hashlib.sha1(repr(key).encode()).hexdigest()
+    with open(stem.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = stem.with_suffix(".json")
+        if done.exists():
+            saved = json.loads(done.read_text())
+            plugin.DIAGNOSIS_ERRORS.extend(saved["diagnosis_errors"])
+            return RunResult.from_dict(saved["result"])
+        result, errors = grade_it()
+        done.write_text(json.dumps({"result": result.to_dict(), "diagnosis_errors": errors}))
+        return result
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject's addopts: -n), the controller makes the folder its workers
+    share (gradings of tests/wrong files, the kit lock) before it starts them."""
+    if SHARED not in os.environ and getattr(config.option, "numprocesses", None) \
+            and not hasattr(config, "workerinput"):
         import tempfile
 
-        with tempfile.TemporaryDirectory(prefix="posgrade-test-") as tmp:
-            ws = make_workspace(Path(tmp) / "ws", {name: Path(path)})
-            _GRADED[key] = grade(ws, [name], seed=seed)
-    return _GRADED[key]
+        os.environ[SHARED] = tempfile.mkdtemp(prefix="posgrade-tests-")
+        config._posgrade_shared = os.environ[SHARED]
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_posgrade_shared", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(SHARED, None)
+
+
+@pytest.fixture(autouse=True)
+def _kit_lock(request):
+    """A test marked writes_kit lets learner code write the kit's own files (the sandbox off, on
+    purpose), and every grading that overlaps it would see "the kit's files changed": under
+    pytest-xdist it runs alone, holding the run's kit lock exclusively; every other test holds it
+    shared."""
+    shared = os.environ.get(SHARED)
+    if not shared:
+        yield
+        return
+    import fcntl
+
+    exclusive = request.node.get_closest_marker("writes_kit") is not None
+    with open(Path(shared) / "kit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

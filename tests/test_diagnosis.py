@@ -6,6 +6,7 @@ tests/wrong, 11 for tests/unrelated), so no file is graded twice in a run."""
 
 import re
 
+import pytest
 import torch
 from conftest import INTERNALS, ROOT, WRONG, grade, grade_file, make_workspace
 
@@ -158,24 +159,23 @@ def test_weights_that_do_not_fit_are_explained_in_the_spec_s_terms():
     assert "no parameter or persistent buffer `weight`" in text and "Unexpected key" not in text
 
 
-def _all_gradings():
-    for name in catalog.names():
-        for path in sorted((WRONG / name).glob("*.py")):
-            yield grade_file(name, path, seed=7)
-        unrelated = ROOT / "tests" / "unrelated" / f"{name}.py"
-        if unrelated.exists():
-            yield grade_file(name, unrelated, seed=11)
+def _gradings(name):
+    for path in sorted((WRONG / name).glob("*.py")):
+        yield grade_file(name, path, seed=7)
+    unrelated = ROOT / "tests" / "unrelated" / f"{name}.py"
+    if unrelated.exists():
+        yield grade_file(name, unrelated, seed=11)
 
 
-def test_no_message_names_grader_internals():
+@pytest.mark.parametrize("name", catalog.names())
+def test_no_message_names_grader_internals(name):
     """Every message over tests/wrong and tests/unrelated (graded once, shared with test_mistakes.py)
     speaks to the learner only. (tests/hostile's files are checked the same way in test_hostile.py,
     graded under its own limits.)"""
     from posgrade.grading import plugin
 
     leaks = []
-    results = list(_all_gradings())
-    for result in results:
+    for result in _gradings(name):
         for ex in result.exercises:
             for case in ex.failures:
                 if INTERNALS.search(case.message):
