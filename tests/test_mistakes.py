@@ -133,3 +133,24 @@ def test_unfinished_earlier_exercise_is_named(tmp_path):
     assert rope_cases
     assert all("from your rope.py, which still raises NotImplementedError" in c.message for c in rope_cases)
     assert not any(c.status == "failed" for c in result.exercises[0].cases if "none" in c.params)
+
+
+def test_replays_are_kept_within_their_byte_budget_and_equal_fresh_ones(monkeypatch):
+    """mistakes.replay keeps replays (a pure function of module and call) up to REPLAY_BYTES_KEPT bytes of
+    tensors: a kept one is the fresh one's equal, and the oldest go first once the budget is spent."""
+    from posgrade.solutions import sinusoidal as ref
+
+    monkeypatch.setattr(mistakes, "_REPLAYS", type(mistakes._REPLAYS)())
+    monkeypatch.setattr(mistakes, "_replay_bytes", [0])
+    monkeypatch.setattr(mistakes, "REPLAY_BYTES_KEPT", 10 * 64 * 8 * 4)  # ten tables of [64, 8] float32
+    calls = [Call("call", "sinusoidal_table", (64, 8), {"base": float(b)}) for b in range(100, 130)]
+    first = mistakes.replay(ref, calls[0])[0]
+    assert mistakes.replay(ref, calls[0])[0] is first  # kept
+    assert torch.equal(first, ref.sinusoidal_table(64, 8, base=100.0))
+    for c in calls[1:]:
+        mistakes.replay(ref, c)
+    assert mistakes._replay_bytes[0] <= mistakes.REPLAY_BYTES_KEPT and len(mistakes._REPLAYS) == 10
+    again = mistakes.replay(ref, calls[0])[0]
+    assert again is not first and torch.equal(again, first)  # evicted, replayed anew, the same values
+    mutant = mistakes.mutant("sinusoidal", mistakes.get("sinusoidal", "sin_cos_swapped"))
+    assert not torch.equal(mistakes.replay(mutant, calls[0])[0], first)  # another module: another entry
