@@ -77,6 +77,7 @@ def test_this_machine_has_landlock_and_doctor_says_so():
     assert abi >= 1, reason
     out = subprocess.run([sys.executable, "-m", "posgrade", "doctor"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and f"Landlock: ABI {abi}" in out.stdout, out.stdout + out.stderr
+    assert "a pid namespace per worker with a /proc of its own" in out.stdout, out.stdout  # CUDA workers need it
     off = subprocess.run([sys.executable, "-m", "posgrade", "doctor"], capture_output=True, text=True, timeout=60,
                          env={**os.environ, sandbox.SWITCH: "off"})
     assert "learner code is not sandboxed" in off.stdout
@@ -208,6 +209,19 @@ def test_reading_the_graders_command_line(tmp_path, monkeypatch, mode):
     else:
         _assert_reported(result)
         assert "LEAKED: " in _messages(result)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_proc_is_the_workers_own(tmp_path, monkeypatch, mode):
+    """In its pid namespace the worker has a /proc of its own: /proc/self is getpid(), the grader is
+    not listed (with the outer /proc, CUDA's driver fails: cudaGetDeviceCount error 304)."""
+    ws = _workspace(tmp_path, "reads_proc", {"grader_pid": os.getpid()})
+    result, elapsed = _grade(ws, mode, monkeypatch)
+    if mode == "on":
+        _assert_sandboxed(result, elapsed)
+    else:  # no namespace: the one /proc, where the grader is listed
+        _assert_reported(result)
+        assert "LEAKED: /proc lists the grader's pid" in _messages(result)
 
 
 @pytest.mark.parametrize("mode", MODES)

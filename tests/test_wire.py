@@ -124,3 +124,29 @@ def test_crafted_messages_raise_one_error(payload):
 def test_crafted_bool_bytes_read_as_true():
     out = wire.loads(_fast([["bool", [3], "cpu", 3]], ["T", 0], bytes([0, 1, 2])))
     assert out.tolist() == [False, True, True] and (out == True).tolist() == [False, True, True]  # noqa: E712
+
+
+def test_a_request_the_worker_cannot_read_is_answered_and_the_next_one_served(tmp_path):
+    """An unreadable request (before any learner file ran: the grader's fault, or CUDA unusable in
+    the worker) gets an error reply naming the grader; the worker lives on and serves the next."""
+    import time
+
+    from conftest import make_workspace
+
+    from posgrade.grading import learner as learner_mod, process
+    from posgrade.grading import session as runner
+
+    ws = make_workspace(tmp_path / "ws", {"sinusoidal": "def sinusoidal_table(n, d, base=1e4):\n    return n * d\n"})
+    worker = process.Worker(ws, runner.Limits(seconds=60), cuda=False)
+    try:
+        worker._wait_ready()
+        body = wire.MAGIC + b"\x00\x00\x00\x05{not"
+        worker._write(wire.HEADER.pack(len(body)) + body, time.monotonic() + 60, "")
+        reply = worker._read(time.monotonic() + 60, "")
+        assert not reply["ok"] and reply["error"]["where"] == "request" and not reply["error"]["learner_ran"]
+        err = learner_mod.Learner(worker, "sinusoidal")._error(reply, "in sinusoidal_table()")
+        assert err.kind == "internal" and err.summary.startswith("grader error (please report it)")
+        assert learner_mod.Learner(worker, "sinusoidal").sinusoidal_table(3, 4) == 12
+        assert worker.proc.poll() is None
+    finally:
+        worker.close()

@@ -131,6 +131,13 @@ class Learner:
         err = reply.get("error", {})
         kind, etype, message = err.get("where"), err.get("type"), err.get("message", "")
         output = reply.get("stdout", "")
+        if kind == "request":  # the worker could not read the grader's request (CUDA unusable there, say)
+            if err.get("learner_ran"):
+                return LearnerError("crash", f"the worker could not read the case's inputs {what}, after your "
+                                    f"code had run in it ({etype}: {message[:300]}); does your code change "
+                                    f"torch or the process when imported?", "", output)
+            return LearnerError("internal", f"grader error (please report it): the worker could not read a "
+                                f"request {what}: {etype}: {message[:300]}", "", output)
         if kind == "import":
             e = LearnerError("import", f"your {self._exercise}.py could not be imported: {etype}: {message}",
                              err.get("traceback", ""), output)

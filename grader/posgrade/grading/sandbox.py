@@ -42,7 +42,8 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV  # allowed on a non-directory
 READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 
-CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -219,26 +220,100 @@ def die_with_parent():
         os._exit(1)
 
 
+def _namespace_flags():
+    # root needs no user namespace; anyone else needs one to hold the rights to make the others
+    return CLONE_NEWPID | CLONE_NEWNS | (0 if os.geteuid() == 0 else CLONE_NEWUSER)
+
+
+def _map_ids(uid, gid):
+    """In a new user namespace: map ourselves to ourselves, so files we write keep our uid."""
+    for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def _mount_proc():
+    """A /proc of the new pid namespace's own, in its own mount namespace ("" or why not).
+
+    The inherited /proc shows the outer namespace, where the number getpid() returns here (2) is
+    some other process: CUDA's driver then fails to start (cudaGetDeviceCount: error 304), and any
+    code that reads /proc/<getpid()> reads a stranger. Mounts are made private first, so nothing
+    done here reaches the grader's mount namespace."""
+    libc = _c()
+    if libc.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        return str(_err("mount(/, private)"))
+    if libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None) != 0:
+        return str(_err("mount(proc, /proc)"))
+    return ""
+
+
+def _unshare(flags):
+    """unshare(flags), then the id maps a new user namespace needs ("" or why not)."""
+    uid, gid = os.getuid(), os.getgid()
+    if _c().unshare(flags) != 0:
+        return str(_err("unshare(CLONE_NEWPID)"))
+    if flags & CLONE_NEWUSER:
+        try:
+            _map_ids(uid, gid)
+        except OSError as err:
+            return f"user namespace maps: {err}"
+    return ""
+
+
+def _probe_namespaces():
+    """(why no pid namespace, why no /proc of its own), each "" when possible: tried in a
+    throw-away child (a container's seccomp may forbid unshare; one that masks parts of /proc
+    forbids the mount)."""
+    if sys.platform != "linux":
+        return "no pid namespaces here", "no pid namespaces here"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child answers on w: "ns\0proc", and nothing it does survives it
+        try:
+            os.close(r)
+            why_ns = why_proc = _unshare(_namespace_flags())
+            if not why_ns:
+                r2, w2 = os.pipe()
+                child = os.fork()
+                if child == 0:
+                    try:
+                        os.write(w2, _mount_proc().encode()[:500])
+                    finally:
+                        os._exit(0)
+                os.close(w2)
+                os.waitpid(child, 0)
+                why_proc = os.read(r2, 600).decode(errors="replace")
+            os.write(w, f"{why_ns}\0{why_proc}".encode()[:1200])
+        finally:
+            os._exit(0)
+    os.close(w)
+    text = os.read(r, 1300).decode(errors="replace")
+    os.close(r)
+    os.waitpid(pid, 0)
+    why_ns, _, why_proc = text.partition("\0")
+    return why_ns, why_proc
+
+
 def enter_namespaces(config, close_fds=()):
-    """Make the rest of this process run as pid 2 of a new pid namespace, under a tiny init (pid 1).
+    """Make the rest of this process run as pid 2 of a new pid namespace, under a tiny init (pid 1),
+    with a /proc of its own (in a mount namespace of its own). Where that mount is refused, a CPU
+    worker keeps the inherited /proc, and a CUDA worker, whose driver cannot start with it, gets
+    no namespace at all (the grader then kills its process group, as without namespaces).
 
     The process that called this (started by the grader) stays outside and waits, then ends the
     way the worker ended (exit code or signal), so the grader sees the worker's own end. When the
     worker ends, init ends, and the kernel kills every process left in the namespace: a learner's
-    double-forked daemon included. Returns "" in the worker, or why no namespace was made."""
+    double-forked daemon included. Returns "" in the worker, or why no namespace was made; the
+    worker's pid as the grader sees it goes into config["pid"]."""
     if "off" in config or sys.platform != "linux":
         return config.get("off", "no pid namespaces here")
-    root = os.geteuid() == 0
-    uid, gid = os.getuid(), os.getgid()
-    if _c().unshare(CLONE_NEWPID | (0 if root else CLONE_NEWUSER)) != 0:
-        return str(_err("unshare(CLONE_NEWPID)"))
-    if not root:  # map ourselves to ourselves, so files we write keep our uid
-        try:
-            for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
-                with open(f"/proc/self/{name}", "w") as f:
-                    f.write(text)
-        except OSError as err:
-            return f"user namespace maps: {err}"
+    if config.get("cuda"):
+        why_ns, why_proc = _probe_namespaces()
+        if why_proc and not why_ns:
+            return f"CUDA cannot start in a pid namespace without a /proc of its own ({why_proc})"
+    why = _unshare(_namespace_flags())
+    if why:
+        return why
     status_r, status_w = os.pipe()
     init = os.fork()
     if init == 0:
@@ -246,6 +321,9 @@ def enter_namespaces(config, close_fds=()):
         worker = os.fork()
         if worker == 0:
             os.close(status_w)
+            # the outer /proc still shows this process under the number the grader knows it by
+            config["pid"] = int(os.readlink("/proc/self"))
+            config["proc"] = _mount_proc() or "own"
             return ""
         for fd in close_fds:
             os.close(fd)
@@ -375,7 +453,8 @@ def _drop_capabilities():
 def restrict(config):
     """Apply the planned sandbox to this process, for good; a status dict for the grader:
     {"landlock": ABI used or 0, "reason": why not, "uid": ..., "features": [...]}."""
-    status = {"landlock": 0, "reason": "", "uid": os.getuid(), "pid_namespace": config.get("pidns", "")}
+    status = {"landlock": 0, "reason": "", "uid": os.getuid(), "pid_namespace": config.get("pidns", ""),
+              "proc": config.get("proc", "")}
     if "off" in config:
         status["reason"] = config["off"]
         return status
@@ -422,17 +501,6 @@ def restrict(config):
 
 
 # -- posgrade doctor -----------------------------------------------------------------------------
-def _pid_namespace_works():
-    if sys.platform != "linux":
-        return "no pid namespaces here"
-    pid = os.fork()
-    if pid == 0:
-        flags = CLONE_NEWPID | (0 if os.geteuid() == 0 else CLONE_NEWUSER)
-        os._exit(0 if _c().unshare(flags) == 0 else 1)
-    _, st = os.waitpid(pid, 0)
-    return "" if os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0 else "unshare of a pid namespace is not allowed"
-
-
 def available():
     """(True, "") when learner code will be sandboxed on this machine, else (False, the reason)."""
     if disabled():
@@ -454,9 +522,15 @@ def describe():
         lines.append(f"Landlock: ABI {abi}: {', '.join(features(abi))}")
     else:
         lines.append(f"Landlock: not available ({reason}): learner code is not sandboxed")
-    ns = _pid_namespace_works()
-    lines.append("processes: a pid namespace per worker (learner processes die with it)" if not ns
-                 else f"processes: process-group kill only ({ns}); a daemonised child may survive")
+    ns, proc = _probe_namespaces()
+    if ns:
+        lines.append(f"processes: process-group kill only ({ns}); a daemonised child may survive")
+    elif proc:
+        lines.append(f"processes: a pid namespace per worker (learner processes die with it), but no /proc of "
+                     f"its own ({proc}): CUDA workers run without the namespace")
+    else:
+        lines.append("processes: a pid namespace per worker with a /proc of its own (learner processes die "
+                     "with it)")
     if os.geteuid() == 0:
         unreadable = _unreadable()
         lines.append(f"user: running as root; workers drop to uid {NOBODY}" if not unreadable else

@@ -176,8 +176,8 @@ def serve(fd_in, fd_out, workspace, limits):
             del sys.modules[name]  # what this worker needed is bound already
     sys.meta_path.insert(0, _NoReference())
     _set_limits(limits)
-    pid = int(os.readlink("/proc/self")) if os.path.islink("/proc/self") else os.getpid()  # as the grader sees it
     config = limits.get("sandbox", {"off": "no sandbox planned"})
+    pid = config.get("pid") or os.getpid()  # as the grader sees it (enter_namespaces)
     if config.get("cuda") and "off" not in config:
         try:  # the driver opens its files now, before the sandbox closes the rest (device nodes stay open to it)
             if torch.cuda.is_available():
@@ -192,12 +192,19 @@ def serve(fd_in, fd_out, workspace, limits):
     _write_all(fd_out, wire.dumps({"ready": True, "pid": pid, "sandbox": status}))
 
     real_stdout, real_stderr = sys.stdout, sys.stderr
+    learner_ran = False  # whether any learner file was imported: what could have changed torch since
     while True:
         try:
             (size,) = wire.HEADER.unpack(_read_exact(fd_in, wire.HEADER.size))
-            request = wire.loads(_read_exact(fd_in, size))
+            body = _read_exact(fd_in, size)
         except EOFError:
             return
+        try:
+            request = wire.loads(body)
+        except Exception as exc:  # the frame was read whole: answer, and wait for the next request
+            error = _error(exc, "request", workspace) | {"learner_ran": learner_ran}
+            _write_all(fd_out, wire.dumps({"ok": False, "error": error, "stdout": ""}))
+            continue
         if request.get("op") == "exit":
             return
         out = CappedText()
@@ -206,6 +213,7 @@ def serve(fd_in, fd_out, workspace, limits):
         reply = {"ok": True}
         where = "import"
         try:
+            learner_ran = True
             module = importlib.import_module(f"{PACKAGE}.{request['module']}")
             where = "call"
             args = wire.decode(request.get("args", []))
