@@ -85,6 +85,23 @@ def test_one_row_position_ids_also_ignoring_past_length_is_named():
     assert found.mistake.name == "ignores_past_length" and "broadcast" in found.coerced
 
 
+def test_a_result_on_the_wrong_device_is_diagnosed_on_its_values_too():
+    """A CUDA call answered on the CPU (learner.py's device check fails first) is still diagnosed:
+    every replay runs on the CPU (a mutant's bad index on CUDA would poison the grader's CUDA
+    context), so this passes on a machine without CUDA, where a replay on "cuda" could not run."""
+    from posgrade.solutions import attention as ref
+
+    got = torch.ones(2, 5, dtype=torch.bool).tril()  # top-left, and on the CPU
+    call = Call("call", "causal_mask", (2, 5), {"device": "cuda"}, got)
+    found = mistakes.search("attention", [call], ref)
+    assert found.mistake.name == "causal_top_left" and found.coerced == "moved to cuda"
+    right = Call("call", "causal_mask", (2, 5), {"device": "cuda"}, ref.causal_mask(2, 5))
+    assert mistakes.search("attention", [right], ref).mistake is None  # only the device is wrong: no story
+    both = Call("call", "causal_mask", (2, 5), {"device": torch.device("cuda", 0)}, got.float())
+    found = mistakes.search("attention", [both], ref)
+    assert found.mistake.name == "causal_top_left" and found.coerced == "moved to cuda and cast to torch.bool"
+
+
 # -- evidence before a story ----------------------------------------------------------------------
 
 def _failures(name, stem):

@@ -34,6 +34,28 @@ class CaseFailure(AssertionError):
     figure = None
 
 
+def tensors(obj):
+    """Every tensor in obj (nested lists, tuples and dicts), in order."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from tensors(o)
+
+
+def expected_devices(args, kwargs):
+    """The device types a call's result belongs on: those of its tensors and of its `device=`
+    argument; the CPU when it has neither."""
+    found = {t.device.type for t in tensors([args, kwargs])}
+    device = kwargs.get("device")
+    if isinstance(device, (str, torch.device)):
+        found.add(torch.device(device).type)
+    return found or {"cpu"}
+
+
 def tolerance(dtype, device_type):
     return TOLERANCES.get((dtype, device_type), TOLERANCES[(torch.float32, "cpu")])
 

@@ -33,8 +33,9 @@ class Learner:
 
     def probe(self, probe, **kwargs):
         target = kwargs.get("cls", probe)  # name what the learner wrote, not the probe
-        return self._logged("probe", probe, (), kwargs, lambda: self._send(
-            {"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs}, f"in {target}"))
+        what = f"in {target}"
+        return self._logged("probe", probe, (), kwargs, what, lambda: self._send(
+            {"op": "probe", "module": self._exercise, "probe": probe, "kwargs": kwargs}, what))
 
     def speed(self, repeat=2, **target):
         """(learner seconds, reference seconds) for `repeat` runs of target (see
@@ -59,12 +60,14 @@ class Learner:
         return best["learner"], best["reference"]
 
     def _call(self, name, args, kwargs):
-        return self._logged("call", name, args, kwargs, lambda: self._send(
-            {"op": "call", "module": self._exercise, "attr": name, "args": list(args), "kwargs": kwargs},
-            f"in {name}()"))
+        what = f"in {name}()"
+        return self._logged("call", name, args, kwargs, what, lambda: self._send(
+            {"op": "call", "module": self._exercise, "attr": name, "args": list(args), "kwargs": kwargs}, what))
 
-    def _logged(self, op, name, args, kwargs, send):
-        """send(), recording the call and its outcome for posgrade.diagnosis.mistakes.diagnose."""
+    def _logged(self, op, name, args, kwargs, what, send):
+        """send(), recording the call and its outcome for posgrade.diagnosis.mistakes.diagnose; then
+        the result's device is checked (after the recording: a result on the wrong device is still
+        diagnosed on its values)."""
         from posgrade.diagnosis.mistakes import Call
 
         call = Call(op, name, tuple(args), dict(kwargs))
@@ -76,6 +79,7 @@ class Learner:
                 self._log.append(call)
             raise
         self._log.append(call)
+        _check_devices(args, kwargs, call.value, what)
         return call.value
 
     def _send(self, msg, what):
@@ -104,9 +108,7 @@ class Learner:
                 names = ", ".join(f"argument {m + 1}" if isinstance(m, int) else f"`{m}`" for m in mutated)
                 raise LearnerError("exception", f"{what.removeprefix('in ').strip()} modified its input "
                                    f"({names}) in place; return a new tensor instead")
-            value = wire.decode(reply.get("value"))
-            _check_devices(args, kwargs, value, what)
-            return value
+            return wire.decode(reply.get("value"))
         raise self._error(reply, what)
 
     def _imported(self):
@@ -169,33 +171,14 @@ class Learner:
         return LearnerError("exception", f"{etype} {what}: {message}", detail.strip("\n"), output, etype)
 
 
-def _tensors(obj):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _tensors(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _tensors(o)
-
-
 def _check_devices(args, kwargs, value, what):
     """A result must be on the device of the call's tensors (or its `device=` argument; the CPU when
     it has neither), before any case does arithmetic on it: a case comparing a meta or CUDA tensor
     with a CPU one would otherwise end in a confusing error of the grader's own."""
-    import torch
+    from posgrade.diagnosis.compare import expected_devices, fail, tensors
 
-    from posgrade.diagnosis.compare import fail
-
-    expected = {t.device.type for t in _tensors([args, kwargs])}
-    device = kwargs.get("device")
-    if device is not None:
-        expected.add(torch.device(device).type)
-    expected = expected or {"cpu"}
-    for t in _tensors(value):
+    expected = expected_devices(args, kwargs)
+    for t in tensors(value):
         if t.device.type not in expected:
             want = " or ".join(sorted(expected))
             fail(f"{what.removeprefix('in ').strip()} returned a tensor on {t.device}, expected it on {want}: "

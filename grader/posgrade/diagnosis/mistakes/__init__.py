@@ -316,8 +316,15 @@ def search(exercise, calls, reference, combinations=True, budget=COMBINATION_SEC
     they are, and some of them have another dtype or shape than the reference's, the search runs
     again on them cast (or broadcast) to the reference's (Diagnosis.coerced says so): a float mask
     may also be aligned wrong, a [1, L] result may also hold the wrong values."""
-    calls = [c for c in calls if c.op in ("call", "probe")]
+    from posgrade.diagnosis.compare import tensors
+
+    # a result on the meta device holds no values to diagnose (a CPU-only machine's other device)
+    calls = [c for c in calls if c.op in ("call", "probe") and not any(t.is_meta for t in tensors(c.value))]
+    moved = sorted({m for c in calls for m in [_moved(c)] if m})
+    calls = [_on_cpu(c) for c in calls]
     found = _search(exercise, calls, reference, combinations, budget)
+    if moved and found.mistake is not None:
+        found.coerced = " and ".join(moved)
     if found.mistake is not None or not calls:
         return found
     fixed, how = [], set()
@@ -326,13 +333,45 @@ def search(exercise, calls, reference, combinations=True, budget=COMBINATION_SEC
         value = call.value
         if not call.error and not ref_error:
             value = _coerced(call.value, ref_value, how)
-        fixed.append(Call(call.op, call.name, call.args, call.kwargs, value, call.error))
+        fixed.append(Call(call.op, call.name, call.args, call.kwargs, value, call.error, call.message))
     if how:
         again = _search(exercise, fixed, reference, combinations, budget)
         if again.mistake is not None:
-            again.coerced = " and ".join(sorted(how))
+            again.coerced = " and ".join(moved + sorted(how))
             return again
     return found
+
+
+def _on_cpu(call):
+    """The call with every tensor on the CPU and every device argument "cpu": mistakes are replayed
+    here, in the grader's process, and a mutant's out-of-range index on CUDA is a device-side
+    assert that leaves the process's CUDA context unusable for every later case."""
+    return Call(call.op, call.name, _cpu(call.args), _cpu(call.kwargs), _cpu(call.value), call.error, call.message)
+
+
+def _cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu() if obj.device.type not in ("cpu", "meta") else obj
+    if isinstance(obj, torch.device):
+        return torch.device("cpu")
+    if isinstance(obj, str) and obj.split(":")[0] in ("cuda", "mps", "xpu"):
+        return "cpu"
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    return obj
+
+
+def _moved(call):
+    """"moved to <device>" when the call's result holds a tensor on another device than its inputs
+    (the case failed on that first; its values are diagnosed on the CPU, as every call is)."""
+    from posgrade.diagnosis.compare import expected_devices, tensors
+
+    inputs = expected_devices(call.args, call.kwargs)
+    if any(t.device.type not in inputs for t in tensors(call.value)):
+        return f"moved to {' or '.join(sorted(inputs))}"
+    return ""
 
 
 def _coerced(value, ref_value, how):
