@@ -1,7 +1,9 @@
 """Mistake: torch's own attention does the work (F.scaled_dot_product_attention with a bottom-right mask)
 Caught by: test_torch_attention_not_used
+Names: uses_torch_sdpa, full_logits
 
-The values are right; the lse comes from an explicit logsumexp. The point of the exercise is to
+The values are right; the lse comes from an explicit logsumexp over the full logits (so the
+memory case rightly names full_logits too). The point of the exercise is to
 write the tiles and the online softmax.
 """
 
