@@ -169,10 +169,16 @@ def _replay_key(module, call):
     something the wire's JSON form cannot (its bytes would not be a faithful key)."""
     import hashlib
 
-    payload = wire.dumps(wire.encode([call.op, call.name, list(call.args), call.kwargs]))
-    if not payload[wire.HEADER.size:].startswith(wire.MAGIC):
+    digest = call.__dict__.get("_digest", False)  # the same call is replayed on every mutant: its digest once
+    if digest is False:
+        payload = wire.dumps(wire.encode([call.op, call.name, list(call.args), call.kwargs]))
+        digest = None
+        if payload[wire.HEADER.size:].startswith(wire.MAGIC):
+            digest = hashlib.blake2b(payload, digest_size=20).digest()
+        call.__dict__["_digest"] = digest
+    if digest is None:
         return None
-    return getattr(module, "__file__", None) or module.__name__, hashlib.blake2b(payload, digest_size=20).digest()
+    return getattr(module, "__file__", None) or module.__name__, digest
 
 
 def _replay(module, call):
@@ -216,7 +222,7 @@ def agree(a, b):
             return False
         if a.shape != b.shape or a.dtype != b.dtype or a.device.type != b.device.type:
             return False
-        if a.numel() == 0:
+        if a.numel() == 0 or torch.equal(a, b):  # the same bits: the common case (a mistake this call does not show)
             return True
         if not (a.is_floating_point() or a.is_complex()):
             return bool(torch.equal(a.cpu(), b.cpu()))
@@ -418,7 +424,7 @@ def _search(exercise, calls, reference, combinations, budget):
                 pass
             continue
         if expected is None:
-            expected = [replay(reference, c) for c in calls]
+            expected = _expected(reference, calls)
         if found.mistake is not None:  # named already: does another edit fit these calls as well?
             if _explains(mutant(exercise, mistake), calls, expected) == "yes":
                 found.also.append(mistake)
@@ -467,17 +473,17 @@ def _explains(module, calls, expected):
     reference does not; "no" when it computes what the reference does."""
     differs, agrees, gain = False, True, False
     discrete, strong = 0, False  # the evidence: elements of bool/int results that tell the two apart, or more
-    for call, (ref_value, ref_error) in zip(calls, expected):
+    for call, (ref_value, ref_error, learner_is_ref, ref_name) in zip(calls, expected):
         value, error = replay(module, call)
+        versus = _versus_reference(module, call, value, error, ref_value, ref_error, ref_name)
+        if versus is None:  # the reference's outcome, bit for bit: what the learner's was compared with already
+            agrees = agrees and learner_is_ref
+            continue
         same = _outcome_agrees(value, error, call)
         agrees = agrees and same
-        if not (error == ref_error and (error or agree(value, ref_value))):
-            differs = True
-            if error or ref_error:
-                strong = True
-            else:
-                n, real = _telling(value, ref_value)
-                discrete, strong = discrete + n, strong or real
+        departs, real, n = versus
+        if departs:
+            differs, strong, discrete = True, strong or real, discrete + n
             if not gain and not call.error and not error and not ref_error:
                 gain = _gains(value, ref_value, call.value)
             elif not gain and same:
@@ -492,6 +498,65 @@ def _explains(module, calls, expected):
 
 
 MIN_DISCRETE_EVIDENCE = 6  # elements of bool/int results that must tell a mistake from the reference
+VERSUS_KEPT = 50_000  # mutant-versus-reference comparisons kept (a few ints each)
+_VERSUS = collections.OrderedDict()  # (mutant, call, reference) -> _versus_reference()
+
+
+def _expected(reference, calls):
+    """Per call: the reference's (value, error), and whether the learner's outcome agrees with it."""
+    out = []
+    for call in calls:
+        value, error = replay(reference, call)
+        out.append((value, error, _outcome_agrees(value, error, call), getattr(reference, "__file__", None)))
+    return out
+
+
+def _versus_reference(module, call, value, error, ref_value, ref_error, ref_name):
+    """How a mutant's outcome of `call` stands to the reference's: None when they are the same bit
+    for bit, else (departs, real, n): whether it departs beyond agree()'s tolerance, and _telling's
+    evidence when it does. A pure function of the mutant, the reference and the call, so kept like
+    the replays (the same case fails alike in many files; most mutants do not touch most calls)."""
+    key = _replay_key(module, call) if ref_name else None
+    if key is not None:
+        key = (key, ref_name)
+        if key in _VERSUS:
+            _VERSUS.move_to_end(key)
+            return _VERSUS[key]
+    if _identical(error, ref_error) and _identical(value, ref_value):
+        found = None
+    elif not (error == ref_error and (error or agree(value, ref_value))):
+        found = (True, True, 0) if error or ref_error else (True, *_telling(value, ref_value)[::-1])
+    else:
+        found = (False, False, 0)
+    if key is not None:
+        _VERSUS[key] = found
+        while len(_VERSUS) > VERSUS_KEPT:
+            _VERSUS.popitem(last=False)
+    return found
+
+
+def _identical(a, b):
+    """a and b hold the same bits (tensors: dtype, shape, device and values; NaN equal to NaN)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dtype != b.dtype \
+                or a.shape != b.shape or a.device != b.device or a.layout != b.layout:
+            return False
+        return bool(torch.equal(a, b)) or (a.is_floating_point() and bool(torch.equal(a.nan_to_num(), b.nan_to_num()))
+                                           and bool(torch.equal(a.isnan(), b.isnan())))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, Raised):
+        return a == b and getattr(a, "text", None) == getattr(b, "text", None)
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def _telling(value, ref_value):
