@@ -115,8 +115,21 @@ def loads(payload):
     return torch.load(io.BytesIO(payload), weights_only=True)
 
 
+class _Blobs(list):
+    """The tensors' bytes in order, each started at a multiple of _ALIGN; `size` is their length so far."""
+
+    size = 0
+
+    def add(self, data):
+        pad = -self.size % _ALIGN
+        if pad:
+            self.append(bytes(pad))
+        self.append(data)
+        self.size += pad + len(data)
+
+
 def _dump_fast(msg):
-    metas, blobs = [], []
+    metas, blobs = [], _Blobs()
     tree = _pack(msg, metas, blobs)
     skeleton = json.dumps([metas, tree], separators=(",", ":")).encode()
     return b"".join([MAGIC, _JSON_LEN.pack(len(skeleton)), skeleton, *blobs])
@@ -155,10 +168,7 @@ def _tensor_bytes(t, blobs):
     c = t.detach().resolve_conj().resolve_neg().to("cpu").contiguous()
     nbytes = c.numel() * c.element_size()
     data = ctypes.string_at(c.data_ptr(), nbytes) if nbytes else b""
-    pad = -sum(len(b) for b in blobs) % _ALIGN  # the previous tensors' bytes, padded
-    if pad:
-        blobs.append(bytes(pad))
-    blobs.append(data)
+    blobs.add(data)
     return [name, list(c.shape), str(t.device), nbytes]
 
 
