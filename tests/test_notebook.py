@@ -163,12 +163,23 @@ def outputs(cell, mime="text/plain"):
     return "".join(parts)
 
 
+def _init_notebook_folder(path):
+    r = CliRunner().invoke(main, ["init", str(path), "--notebook"], env={"POSGRADE_WORKSPACE": None})
+    assert r.exit_code == 0, r.output
+    return path
+
+
 @pytest.fixture
 def folder(tmp_path):
     """A notebook's folder made by `posgrade init --notebook`."""
-    r = CliRunner().invoke(main, ["init", str(tmp_path / "nb"), "--notebook"], env={"POSGRADE_WORKSPACE": None})
-    assert r.exit_code == 0, r.output
-    return tmp_path / "nb"
+    return _init_notebook_folder(tmp_path / "nb")
+
+
+@pytest.fixture(scope="module")
+def mistake_run(tmp_path_factory):
+    """mistake_notebook() executed once in a real kernel, for the tests that read its outputs (a
+    kernel start imports torch: seconds each)."""
+    return run_notebook(mistake_notebook(), _init_notebook_folder(tmp_path_factory.mktemp("mistake") / "nb"))
 
 
 def test_magic_grades_the_kernels_definitions_full_marks(folder):
@@ -196,8 +207,8 @@ def mistake_notebook():
                        "%posgrade check sinusoidal --seed 1")
 
 
-def test_magic_names_a_known_mistake(folder):
-    nb = run_notebook(mistake_notebook(), folder)
+def test_magic_names_a_known_mistake(mistake_run):
+    nb = mistake_run
     text, page = outputs(nb.cells[2]), outputs(nb.cells[2], "text/html")
     assert "looks like: sin and cos swapped" in text and "Reproduce: %posgrade check sinusoidal --seed 1" in text
     assert "Known mistake: &lt;b&gt;sin and cos swapped" in page  # the page, escaped into srcdoc
@@ -213,7 +224,7 @@ def test_magic_survives_an_infinite_loop(folder):
     assert "the kernel is alive 42" in outputs(nb.cells[3])
 
 
-def test_notebook_report_screenshot_in_chromium(folder, tmp_path):
+def test_notebook_report_screenshot_in_chromium(mistake_run, tmp_path):
     """The executed notebook rendered by nbconvert to HTML, shown by headless Chromium: the report's
     heatmaps (red and blue cells) are on screen, inside the notebook page."""
     if CHROMIUM is None:
@@ -222,8 +233,7 @@ def test_notebook_report_screenshot_in_chromium(folder, tmp_path):
         pytest.skip("no chromium here (apt-get install chromium): the notebook report's screenshot test needs it")
     from nbconvert import HTMLExporter
 
-    nb = run_notebook(mistake_notebook(), folder)
-    body, _ = HTMLExporter(exclude_input=True).from_notebook_node(nb)
+    body, _ = HTMLExporter(exclude_input=True).from_notebook_node(mistake_run)
     page = tmp_path / "notebook.html"
     page.write_text(body, encoding="utf-8")
     shot = tmp_path / "shot.png"
