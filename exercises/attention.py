@@ -123,9 +123,10 @@ class MultiHeadAttention(nn.Module):
             each for keys and values, shared by all heads.
 
     Raises:
-        ValueError: if position is not one of the six above, if d_model % n_heads != 0, if
-            dropout is not in [0, 1), or if dropout > 0 with position="relative"
-            (relative_attention has no dropout argument).
+        ValueError: if position is not one of the six above (the message names all six, so
+            the caller can fix the call), if d_model % n_heads != 0, if dropout is not in
+            [0, 1), or if dropout > 0 with position="relative" (relative_attention has no
+            dropout argument).
     """
 
     def __init__(self, d_model, n_heads, position="none", max_len=2048, max_distance=16,
