@@ -159,6 +159,17 @@ def test_shortest_stream(learner, gen, seed):
 
 
 @points(1)
+@pytest.mark.parametrize("bad", ["data-2d", "batch_size-0", "context_length-0"])
+def test_bad_arguments(learner, gen, seed, bad):
+    """2-D data, batch_size < 1 or context_length < 1 raises ValueError"""
+    data = stream(gen, 40)
+    data, batch_size, context_length = {"data-2d": (data.view(4, 10), 2, 3), "batch_size-0": (data, 0, 3),
+                                        "context_length-0": (data, 2, 0)}[bad]
+    expect_error(lambda: draw(learner, data, batch_size, context_length, seed), "ValueError",
+                 f"get_batch(data {list(data.shape)}, {batch_size}, {context_length})")
+
+
+@points(1)
 @pytest.mark.parametrize("n,context_length", [(5, 5), (2, 8)])
 def test_too_short(learner, gen, seed, n, context_length):
     """data too short for one window and its target raises ValueError"""

@@ -37,6 +37,14 @@ def test_position_ids_device(learner, ref, device):
     assert_close(got, ref.position_ids(2, 3, 1, device=device), what=f"position_ids(2, 3, 1, device={device!r})")
 
 
+@points(1)
+@pytest.mark.parametrize("batch_size,seq_len,past_length", [(-1, 4, 0), (2, -1, 0), (2, 4, -1)])
+def test_position_ids_bad_arguments(learner, batch_size, seq_len, past_length):
+    """a negative batch_size, seq_len or past_length raises ValueError"""
+    expect_error(lambda: learner.position_ids(batch_size, seq_len, past_length), "ValueError",
+                 f"position_ids({batch_size}, {seq_len}, {past_length})")
+
+
 # -- the module ----------------------------------------------------------------------------
 
 def run_module(impl, device, x, past_length=0, max_len=32, state_dict=None, grad_output=None,
@@ -142,9 +150,9 @@ def test_gradients(learner, ref, device, gen):
 
 
 @points(1)
-@pytest.mark.parametrize("seq_len,past_length", [(33, 0), (4, 30)])
+@pytest.mark.parametrize("seq_len,past_length", [(33, 0), (4, 30), (2, -1)])
 def test_forward_too_long(learner, seq_len, past_length):
-    """past_length + L > max_len raises ValueError"""
+    """past_length < 0 or past_length + L > max_len raises ValueError"""
     x = torch.zeros(1, seq_len, 4)
     expect_error(lambda: run_module(learner, "cpu", x, past_length=past_length, max_len=32), "ValueError",
                  f"forward with L={seq_len}, past_length={past_length} and max_len=32")

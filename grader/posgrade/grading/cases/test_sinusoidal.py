@@ -168,9 +168,9 @@ def test_forward_gradient(learner, ref, device, gen):
 
 
 @points(1)
-@pytest.mark.parametrize("seq_len,offset", [(9, 0), (4, 6)])
+@pytest.mark.parametrize("seq_len,offset", [(9, 0), (4, 6), (2, -1)])
 def test_forward_too_long(learner, seq_len, offset):
-    """offset + L > max_len raises ValueError"""
+    """offset < 0 or offset + L > max_len raises ValueError"""
     x = torch.zeros(1, seq_len, 4)
     expect_error(lambda: run_module(learner, "cpu", x, offset=offset, max_len=8), "ValueError",
                  f"forward with L={seq_len}, offset={offset} and max_len=8")
