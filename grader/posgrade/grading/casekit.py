@@ -59,6 +59,8 @@ def tensors(value, n, what):
 
 
 SPEED_LIMIT = 20  # learner time / reference time on a large input, before the efficiency case fails
+SLOW_CAUSES = ("(the usual causes: a Python loop over positions, rows or elements, or a large tensor rebuilt "
+               "inside a loop, such as a randperm(N) per row)")
 
 
 def assert_fast(learner, what, limit=SPEED_LIMIT, repeat=2, **target):
@@ -70,9 +72,9 @@ def assert_fast(learner, what, limit=SPEED_LIMIT, repeat=2, **target):
         if err.kind != "timeout":
             raise
         fail(f"{what} took longer than the time limit on a large input, where the reference takes "
-             f"milliseconds: vectorise it (a Python loop over positions or elements is the usual cause)")
+             f"milliseconds: vectorise it {SLOW_CAUSES}")
     ratio = mine / max(ref, 1e-6)
     if ratio > limit:
         fail(f"{what} took {mine / repeat * 1e3:.0f} ms a call, {ratio:.0f}x the reference's "
              f"{ref / repeat * 1e3:.1f} ms (the limit is {limit}x): vectorise it with tensor operations "
-             f"(a Python loop over positions or elements is the usual cause)")
+             f"{SLOW_CAUSES}")
