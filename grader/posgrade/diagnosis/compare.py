@@ -51,7 +51,7 @@ def expected_devices(args, kwargs):
     argument; the CPU when it has neither."""
     found = {t.device.type for t in tensors([args, kwargs])}
     device = kwargs.get("device")
-    if isinstance(device, (str, torch.device)):
+    if device is not None:
         found.add(torch.device(device).type)
     return found or {"cpu"}
 

@@ -18,6 +18,7 @@ matching mistake to the case (CaseResult.mistake) and its explanation and hint t
 """
 
 import collections
+import functools
 import importlib
 import types
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from posgrade.kit import wire
-from posgrade.diagnosis.compare import tolerance
+from posgrade.diagnosis.compare import expected_devices, tensors, tolerance
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ class Call:
     value: object = None
     error: str = ""  # the learner's exception class name when the call raised
     message: str = ""  # what the learner was told about that exception, where the grader knows it
+
+    @functools.cached_property
+    def digest(self):
+        """A digest of the call as the wire sends it (op, name, inputs), or None when it holds
+        something the wire's JSON form cannot (its bytes would not be a faithful key). Computed
+        once: the same call is replayed on every mutant."""
+        import hashlib
+
+        payload = wire.dumps(wire.encode([self.op, self.name, list(self.args), self.kwargs]))
+        if not payload[wire.HEADER.size:].startswith(wire.MAGIC):
+            return None
+        return hashlib.blake2b(payload, digest_size=20).digest()
 
 
 def torch_attention_found(calls):
@@ -146,7 +159,7 @@ def replay(module, call):
         return _REPLAYS[key][:2]
     found = _replay(module, call)
     if key is not None:
-        size = _tensor_bytes(found[0])
+        size = sum(t.numel() * t.element_size() for t in tensors(found[0]))
         _REPLAYS[key] = (*found, size)
         _replay_bytes[0] += size
         while len(_REPLAYS) > REPLAYS_KEPT or _replay_bytes[0] > REPLAY_BYTES_KEPT:
@@ -154,31 +167,11 @@ def replay(module, call):
     return found
 
 
-def _tensor_bytes(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
-
-
 def _replay_key(module, call):
-    """(the module's file, a digest of the call as the wire sends it), or None when the call holds
-    something the wire's JSON form cannot (its bytes would not be a faithful key)."""
-    import hashlib
-
-    digest = call.__dict__.get("_digest", False)  # the same call is replayed on every mutant: its digest once
-    if digest is False:
-        payload = wire.dumps(wire.encode([call.op, call.name, list(call.args), call.kwargs]))
-        digest = None
-        if payload[wire.HEADER.size:].startswith(wire.MAGIC):
-            digest = hashlib.blake2b(payload, digest_size=20).digest()
-        call.__dict__["_digest"] = digest
-    if digest is None:
+    """(the module's file, the call's digest), or None when the call has no digest."""
+    if call.digest is None:
         return None
-    return getattr(module, "__file__", None) or module.__name__, digest
+    return getattr(module, "__file__", None) or module.__name__, call.digest
 
 
 def _replay(module, call):
@@ -322,8 +315,6 @@ def search(exercise, calls, reference, combinations=True, budget=COMBINATION_SEC
     they are, and some of them have another dtype or shape than the reference's, the search runs
     again on them cast (or broadcast) to the reference's (Diagnosis.coerced says so): a float mask
     may also be aligned wrong, a [1, L] result may also hold the wrong values."""
-    from posgrade.diagnosis.compare import tensors
-
     # a result on the meta device holds no values to diagnose (a CPU-only machine's other device)
     calls = [c for c in calls if c.op in ("call", "probe") and not any(t.is_meta for t in tensors(c.value))]
     moved = sorted({m for c in calls for m in [_moved(c)] if m})
@@ -372,8 +363,6 @@ def _cpu(obj):
 def _moved(call):
     """"moved to <device>" when the call's result holds a tensor on another device than its inputs
     (the case failed on that first; its values are diagnosed on the CPU, as every call is)."""
-    from posgrade.diagnosis.compare import expected_devices, tensors
-
     inputs = expected_devices(call.args, call.kwargs)
     if any(t.device.type not in inputs for t in tensors(call.value)):
         return f"moved to {' or '.join(sorted(inputs))}"
